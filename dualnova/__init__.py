@@ -1,0 +1,1 @@
+"""DualNova: shared pieces of both services (settings, logging, process launch), the CLI, and the generated gRPC stubs."""

@@ -1,0 +1,108 @@
+"""Reading configuration from the environment, failing at start with one clear line.
+
+Each service's config module declares its variables with these readers; a bad
+value raises ConfigError naming the variable, which the service's __main__
+turns into a one-line message and exit status 2 (never a traceback later).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def read_str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _raw(env, name)
+    return default if value is None else value
+
+
+def read_optional_str(env: Mapping[str, str], name: str) -> str | None:
+    return _raw(env, name)
+
+
+def read_address(env: Mapping[str, str], name: str, default: str) -> str:
+    """A HOST:PORT for gRPC; IPv6 hosts in brackets ([::1]:50051)."""
+    value = read_str(env, name, default)
+    check_address(value, name)
+    return value
+
+
+def check_address(value: str, name: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}={value!r}: expected HOST:PORT, e.g. 127.0.0.1:50051")
+
+
+def read_float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a number") from None
+    _check_range(name, value, number, minimum, maximum)
+    return number
+
+
+def read_int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: expected a whole number") from None
+    _check_range(name, value, number, minimum, maximum)
+    return number
+
+
+def read_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _raw(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={value!r}: expected true or false")
+
+
+def _check_range(
+    name: str, raw: str, number: float, minimum: float | None, maximum: float | None
+) -> None:
+    if minimum is not None and number < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(f"{name}={raw!r}: must be at most {maximum}")
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment, as the readers take it (tests pass their own mapping)."""
+    return os.environ

@@ -1,0 +1,295 @@
+"""Start the whole pair on this machine: emulator, inference service and gateway.
+
+One launcher serves `dualnova up`, `make demo` and the test fixtures, so all
+three run the processes the same way: real subprocesses on free loopback
+ports, each waited on until it answers, and stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 15.0
+
+# Credentials the emulator accepts; the real chain is bypassed so a developer's
+# own AWS profile never reaches the emulator (or, by mistake, real Bedrock).
+EMULATOR_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "AKIAEMULATOR0000",
+    "AWS_SECRET_ACCESS_KEY": "emulator-secret",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+_AWS_VARIABLES_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not start; the message carries its last log lines."""
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class _Process:
+    """One child process: started with `python -m module`, its stderr in a log file or inherited."""
+
+    def __init__(
+        self, name: str, args: list[str], env: Mapping[str, str], log_path: Path | None
+    ) -> None:
+        self.name = name
+        self._args = args
+        self._env = dict(env)
+        self._log_path = log_path
+        self._log_file: IO[bytes] | None = None
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def spawn(self) -> None:
+        if self._log_path is not None:
+            self._log_file = open(self._log_path, "ab")
+        self.popen = subprocess.Popen(
+            [sys.executable, *self._args],
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=self._log_file,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_alive(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            raise StackError(
+                f"{self.name} exited with status {self.popen.returncode} while starting"
+                f"{self._log_tail()}"
+            )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """Signal the process and wait; kill it if it outlives the timeout. Returns its status."""
+        popen = self.popen
+        if popen is None:
+            return None
+        if popen.poll() is None:
+            popen.send_signal(sig)
+            try:
+                popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        self.popen = None
+        return popen.returncode
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        tail = self._log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "; last log lines:\n" + "\n".join(tail)
+
+
+class EmulatorHandle:
+    """The Bedrock emulator process and its control API (faults, request log, pacing)."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        pace: float = 1.0,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self._pace = pace
+        self._process = _Process(
+            "bedrock emulator",
+            ["-m", "bedrock_emulator", "--host", HOST, "--port", str(self.port), "--pace", str(pace)],
+            os.environ,
+            log_path,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    def start(self) -> None:
+        self._process.spawn()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            self._process.check_alive()
+            try:
+                self._call("GET", "/_emulator/health")
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise StackError(f"bedrock emulator did not answer on {self.url}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        return self._process.stop()
+
+    def aws_env(self) -> dict[str, str]:
+        """What a boto3 program needs to talk to this emulator instead of AWS."""
+        return {
+            **EMULATOR_CREDENTIALS,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
+            "AWS_ENDPOINT_URL_BEDROCK": self.url,
+        }
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The emulator's log of what it was asked, oldest first."""
+        return self._call("GET", "/_emulator/requests")
+
+    def add_fault(self, **rule: Any) -> str:
+        return self._call("POST", "/_emulator/faults", rule)["id"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/_emulator/faults")
+
+    def reset(self) -> None:
+        """Forget the request log, the faults and the prompt cache; restore the start pace."""
+        self._call("POST", "/_emulator/reset")
+        self.set_pace(self._pace)
+
+    def set_pace(self, scale: float) -> None:
+        self._call("POST", "/_emulator/pacing", {"scale": scale})
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+
+class ServiceHandle:
+    """A gRPC service process (`python -m inference_service` or `python -m gateway`)."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        listen_variable: str,
+        env: Mapping[str, str],
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.address = f"{HOST}:{self.port}"
+        self.name = name
+        full_env = {k: v for k, v in os.environ.items() if k not in _AWS_VARIABLES_TO_DROP}
+        full_env.update(env)
+        full_env[listen_variable] = self.address
+        full_env.setdefault("PYTHONUNBUFFERED", "1")
+        self._process = _Process(name, ["-m", module], full_env, log_path)
+
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    @property
+    def pid(self) -> int | None:
+        popen = self._process.popen
+        return None if popen is None else popen.pid
+
+    def start(self) -> None:
+        self._process.spawn()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        with grpc.insecure_channel(self.address) as channel:
+            while True:
+                self._process.check_alive()
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=0.2)
+                    return
+                except grpc.FutureTimeoutError:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise StackError(f"{self.name} did not listen on {self.address}") from None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        return self._process.stop(sig, timeout)
+
+
+class Stack:
+    """Emulator, inference service and gateway, started in that order and stopped in reverse."""
+
+    def __init__(
+        self,
+        *,
+        pace: float = 1.0,
+        emulator_port: int | None = None,
+        inference_port: int | None = None,
+        gateway_port: int | None = None,
+        log_dir: Path | None = None,
+        inference_env: Mapping[str, str] | None = None,
+        gateway_env: Mapping[str, str] | None = None,
+    ) -> None:
+        def log(name: str) -> Path | None:
+            return None if log_dir is None else log_dir / f"{name}.log"
+
+        self.emulator = EmulatorHandle(port=emulator_port, pace=pace, log_path=log("emulator"))
+        self.inference = ServiceHandle(
+            "inference service",
+            "inference_service",
+            "INFERENCE_LISTEN",
+            {**self.emulator.aws_env(), **(inference_env or {})},
+            port=inference_port,
+            log_path=log("inference_service"),
+        )
+        self.gateway = ServiceHandle(
+            "gateway",
+            "gateway",
+            "GATEWAY_LISTEN",
+            {"INFERENCE_TARGET": self.inference.address, **(gateway_env or {})},
+            port=gateway_port,
+            log_path=log("gateway"),
+        )
+
+    def start(self) -> Stack:
+        started: list[EmulatorHandle | ServiceHandle] = []
+        try:
+            for part in (self.emulator, self.inference, self.gateway):
+                part.start()
+                started.append(part)
+        except BaseException:
+            for part in reversed(started):
+                part.stop()
+            raise
+        return self
+
+    def stop(self) -> dict[str, int | None]:
+        """Stop gateway, inference service and emulator; returns each exit status."""
+        return {
+            "gateway": self.gateway.stop(),
+            "inference_service": self.inference.stop(),
+            "bedrock_emulator": self.emulator.stop(),
+        }
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

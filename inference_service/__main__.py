@@ -1,0 +1,60 @@
+"""`python -m inference_service`: read the configuration, build the Bedrock client, serve.
+
+Anything wrong at start (a bad variable or flag, no AWS region or
+credentials, an address that cannot be bound) ends the program with one line
+on stderr and exit status 2, before a caller could reach it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from dualnova import logs
+from dualnova.settings import ConfigError
+
+from inference_service import config
+from inference_service.bedrock import BedrockSetupError, build_client
+from inference_service.server import ListenError, serve
+
+PROG = "inference_service"
+
+
+def _parse_flags(argv: Sequence[str] | None) -> dict[str, str]:
+    """Flags as the variables they stand for; only flags given on the command line."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="Bedrock ConverseStream behind the gRPC InferenceService.Chat RPC.",
+        epilog="Each flag overrides its environment variable. AWS settings (AWS_REGION,"
+        " credentials, AWS_ENDPOINT_URL_BEDROCK_RUNTIME) come from the standard AWS chain.",
+    )
+    for flag in config.FLAGS:
+        parser.add_argument(
+            flag.option, dest=flag.variable, metavar="VALUE", help=f"{flag.help} [{flag.variable}]"
+        )
+    namespace = parser.parse_args(argv)
+    return {name: value for name, value in vars(namespace).items() if value is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    overrides = _parse_flags(argv)
+    logs.setup(PROG)
+    try:
+        settings = config.load({**os.environ, **overrides})
+        runtime = build_client(settings)
+    except (ConfigError, BedrockSetupError) as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(settings, runtime))
+    except ListenError as exc:
+        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

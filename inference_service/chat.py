@@ -1,0 +1,224 @@
+"""The Chat servicer: validate, take a stream slot, relay Bedrock's events, map failures.
+
+It writes with context.write() from one coroutine instead of being an async
+generator: when the caller cancels or its deadline passes, the CancelledError
+lands inside this coroutine at whichever await it is on, so the Bedrock
+stream is closed right there rather than whenever a suspended generator is
+finalised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import NoReturn
+
+import grpc
+from dualnova.chat.v1 import chat_pb2
+from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+
+from inference_service import errors, validation
+from inference_service.bedrock import (
+    ASSISTANT,
+    USER,
+    BedrockRuntime,
+    Conversation,
+    Started,
+    Stopped,
+    TextDelta,
+    UsageReport,
+)
+from inference_service.config import Settings
+
+logger = logging.getLogger(__name__)
+
+_ROLES = {chat_pb2.ROLE_USER: USER, chat_pb2.ROLE_ASSISTANT: ASSISTANT}
+
+
+class StreamSlots:
+    """Counts running Chat streams and refuses one over the cap at once (no queue).
+
+    Waiting would only move the overload into the caller's deadline; an
+    immediate RESOURCE_EXHAUSTED lets the caller (or a balancer) go elsewhere.
+    Only the event loop touches it, so a plain counter is enough.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def try_acquire(self) -> bool:
+        if self.in_use >= self.limit:
+            return False
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
+
+
+@dataclass
+class _CallRecord:
+    """What the one log line per call says. Never the prompt or the answer."""
+
+    model: str
+    started: float
+    request_id: str = ""
+    status: str = "OK"
+    error: str | None = None
+    first_token_at: float | None = None
+    usage: UsageReport | None = None
+
+    def ms_since_start(self, moment: float) -> float:
+        return round((moment - self.started) * 1000.0, 3)
+
+    def time_to_first_token_ms(self) -> float | None:
+        return None if self.first_token_at is None else self.ms_since_start(self.first_token_at)
+
+    def log(self) -> None:
+        usage = self.usage
+        level = {"OK": logging.INFO, "CANCELLED": logging.INFO, "INTERNAL": logging.ERROR}.get(
+            self.status, logging.WARNING
+        )
+        logger.log(
+            level,
+            "chat finished",
+            extra={
+                "request_id": self.request_id or None,
+                "model": self.model,
+                "status": self.status,
+                "error": self.error,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "total_tokens": usage.total_tokens if usage else None,
+                "latency_ms": self.ms_since_start(time.monotonic()),
+                "time_to_first_token_ms": self.time_to_first_token_ms(),
+            },
+        )
+
+
+class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
+    """dualnova.inference.v1.InferenceService."""
+
+    def __init__(self, settings: Settings, runtime: BedrockRuntime) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self.slots = StreamSlots(settings.max_streams)
+
+    async def Chat(
+        self, request: inference_pb2.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> None:
+        record = _CallRecord(model=request.model, started=time.monotonic())
+        try:
+            await self._chat(request, context, record)
+        except BaseException:
+            if record.status == "OK":  # not one of ours: the RPC was cancelled or torn down
+                record.status = "CANCELLED"
+            raise
+        finally:
+            record.log()
+
+    async def _chat(
+        self,
+        request: inference_pb2.ChatRequest,
+        context: grpc.aio.ServicerContext,
+        record: _CallRecord,
+    ) -> None:
+        try:
+            model_id = validation.validate(request, self._settings)
+        except validation.InvalidRequest as exc:
+            record.error = str(exc)  # names the field; never carries prompt text
+            await _abort(context, record, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        record.model = model_id
+        if not self.slots.try_acquire():
+            await _abort(
+                context,
+                record,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many concurrent streams on this server (limit {self.slots.limit});"
+                " retry later",
+            )
+        try:
+            await self._relay(_conversation(request, model_id, self._settings), context, record)
+        finally:
+            self.slots.release()
+
+    async def _relay(
+        self, conversation: Conversation, context: grpc.aio.ServicerContext, record: _CallRecord
+    ) -> None:
+        try:
+            async with contextlib.aclosing(self._runtime.stream(conversation)) as events:
+                async for event in events:
+                    await context.write(_response(event, record))
+        except Exception as exc:  # the one boundary where Bedrock failures become statuses
+            mapped = errors.map_error(exc)
+            if mapped.code is grpc.StatusCode.INTERNAL:
+                logger.error("unexpected failure of a Bedrock call", exc_info=exc)
+            record.error = mapped.cause
+            await _abort(context, record, mapped.code, mapped.message)
+
+
+def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
+    """Our event as the wire message; updates the call record on the way."""
+    now = time.monotonic()
+    if isinstance(event, TextDelta):
+        if record.first_token_at is None:
+            record.first_token_at = now
+        return inference_pb2.ChatResponse(delta=chat_pb2.Delta(text=event.text))
+    if isinstance(event, Started):
+        record.request_id = event.request_id
+        return inference_pb2.ChatResponse(
+            start=chat_pb2.Start(model_id=event.model_id, request_id=event.request_id)
+        )
+    if isinstance(event, UsageReport):
+        record.usage = event
+        return inference_pb2.ChatResponse(
+            usage=chat_pb2.Usage(
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                total_tokens=event.total_tokens,
+                cache_read_input_tokens=event.cache_read_input_tokens,
+                cache_write_input_tokens=event.cache_write_input_tokens,
+            )
+        )
+    if isinstance(event, Stopped):
+        return inference_pb2.ChatResponse(
+            stop=chat_pb2.Stop(
+                stop_reason=event.stop_reason,
+                time_to_first_token_ms=record.time_to_first_token_ms() or 0.0,
+                latency_ms=record.ms_since_start(now),
+            )
+        )
+    raise TypeError(f"unknown Bedrock event {type(event).__name__}")
+
+
+def _conversation(
+    request: inference_pb2.ChatRequest, model_id: str, settings: Settings
+) -> Conversation:
+    """A validated request in bedrock.py's terms, with the server's defaults filled in."""
+    config = request.inference_config
+    max_tokens = config.max_tokens if config.HasField("max_tokens") else None
+    return Conversation(
+        model_id=model_id,
+        messages=tuple((_ROLES[m.role], m.text) for m in request.messages),
+        system=tuple(request.system),
+        cache_system=request.cache_system,
+        max_tokens=settings.default_max_tokens if max_tokens is None else max_tokens,
+        temperature=config.temperature if config.HasField("temperature") else None,
+        top_p=config.top_p if config.HasField("top_p") else None,
+        stop_sequences=tuple(config.stop_sequences),
+    )
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext,
+    record: _CallRecord,
+    code: grpc.StatusCode,
+    message: str,
+) -> NoReturn:
+    """End the RPC with a status (after any events already written); always raises."""
+    record.status = code.name
+    await context.abort(code, message)
+    raise AssertionError("context.abort returned")  # it raises; this tells type checkers

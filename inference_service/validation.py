@@ -1,0 +1,43 @@
+"""Checks a ChatRequest before it costs a Bedrock call.
+
+The conversation rules are dualnova.conversation's, shared with the gateway so
+both services refuse the same things with the same words; this module adds
+what only the inference service knows: which models it serves. Each failure
+names the field it is about ("messages[2].role: ..."). Limits that depend on
+the model (the largest max_tokens, the context window) are Bedrock's to
+enforce: a request over them reaches Bedrock and comes back as its
+ValidationException, with Bedrock's own message.
+"""
+
+from __future__ import annotations
+
+from dualnova.conversation import (
+    InvalidRequest,
+    validate_inference_config,
+    validate_messages,
+    validate_system,
+)
+from dualnova.inference.v1 import inference_pb2
+
+from inference_service.config import Settings
+
+__all__ = ["InvalidRequest", "validate"]
+
+
+def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
+    """Raise InvalidRequest for the first problem; return the resolved Bedrock model id."""
+    model_id = _resolve_model(request.model, settings)
+    validate_messages(request.messages)
+    validate_system(request.system)
+    if request.HasField("inference_config"):
+        validate_inference_config(request.inference_config)
+    return model_id
+
+
+def _resolve_model(requested: str, settings: Settings) -> str:
+    model_id = settings.resolve_model(requested)
+    if model_id is None:
+        accepted = ", ".join(repr(name) for name in dict.fromkeys(settings.accepted_models()))
+        what = "is required" if not requested else f"{requested!r} is not accepted"
+        raise InvalidRequest("model", f"{what}; use one of {accepted}")
+    return model_id

@@ -1,0 +1,69 @@
+"""Fixtures that start the real processes once per test session.
+
+The emulator, the inference service and the gateway run as subprocesses on
+free loopback ports (dualnova.stack, the launcher `dualnova up` uses too).
+Each test starts with a clean emulator: no faults, empty request log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dualnova.stack import EmulatorHandle, ServiceHandle, Stack
+
+# Fast pacing: tests check content and order, not speed.
+TEST_PACE = 0.02
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def stack(log_dir: Path) -> Iterator[Stack]:
+    """The three processes, started lazily by whichever fixture is asked for first."""
+    started = Stack(
+        pace=TEST_PACE,
+        log_dir=log_dir,
+        # One attempt: fault tests see Bedrock's error, not botocore's retries.
+        inference_env={"DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1"},
+    )
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(stack: Stack) -> EmulatorHandle:
+    if not stack.emulator.running:
+        stack.emulator.start()
+    return stack.emulator
+
+
+@pytest.fixture(autouse=True)
+def _clean_emulator(request: pytest.FixtureRequest) -> None:
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator").reset()
+
+
+@pytest.fixture(scope="session")
+def aws_env(emulator: EmulatorHandle) -> dict[str, str]:
+    """Environment that points boto3 (in a test or a child process) at the emulator."""
+    return {**emulator.aws_env(), "AWS_MAX_ATTEMPTS": "1"}
+
+
+@pytest.fixture(scope="session")
+def inference(stack: Stack, emulator: EmulatorHandle) -> ServiceHandle:
+    if not stack.inference.running:
+        stack.inference.start()
+    return stack.inference
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Stack, inference: ServiceHandle) -> ServiceHandle:
+    if not stack.gateway.running:
+        stack.gateway.start()
+    return stack.gateway

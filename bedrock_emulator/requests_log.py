@@ -1,0 +1,66 @@
+"""The emulator's record of what it was asked, what it answered and who hung up.
+
+Tests read it through GET /_emulator/requests to check what a service really
+sent to Bedrock (body, credentials, model) and how the exchange ended
+(status, error, fault, full streamed text, usage, completed or disconnected).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class LogEntry:
+    id: str  # also sent as x-amzn-RequestId
+    operation: str
+    model_id: str | None  # as the caller sent it (URL-decoded)
+    received_at: float
+    body: Any
+    authorization: bool  # an Authorization header was present
+    resolved_model_id: str | None = None
+    status: int | None = None
+    error: str | None = None  # exception name, or the :exception-type sent mid-stream
+    fault: str | None = None
+    response_text: str = ""
+    usage: dict[str, int] | None = None
+    stop_reason: str | None = None
+    # A successful answer was sent in full (the stream through its metadata event,
+    # or a 200 JSON body); False for errors, mid-stream errors, hangs and hang-ups.
+    completed: bool = False
+    # The caller hung up before the response ended.
+    disconnected: bool = False
+    disconnected_at: float | None = None
+
+    def mark_disconnected(self) -> None:
+        if not self.disconnected:
+            self.disconnected = True
+            self.disconnected_at = time.time()
+
+
+@dataclass
+class RequestLog:
+    entries: list[LogEntry] = field(default_factory=list)
+
+    def open(
+        self, operation: str, model_id: str | None, body: Any, authorization: bool
+    ) -> LogEntry:
+        entry = LogEntry(
+            id=str(uuid.uuid4()),
+            operation=operation,
+            model_id=model_id,
+            received_at=time.time(),
+            body=body,
+            authorization=authorization,
+        )
+        self.entries.append(entry)
+        return entry
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [asdict(entry) for entry in self.entries]

@@ -1,0 +1,1 @@
+"""The `dualnova` command for people: chat with both models, bring the stack up."""

@@ -1,0 +1,108 @@
+"""`dualnova chat "question"`: both answers live, then a token table and the trace id.
+
+Exit status: 0 when at least one route answered, 1 when neither did, 2 for a
+usage error, 3 when no gateway answers at the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from dualnova.cli.render import EXIT_USAGE, ORDERINGS, run_chat
+from dualnova.settings import ConfigError, environ
+from dualnova.targets import check_target, read_target
+
+GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
+DEFAULT_GATEWAY = "127.0.0.1:50052"
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="ask Nova Micro and Nova Pro at once",
+        description="Ask one question; Micro's and Pro's answers stream side by side.",
+    )
+    parser.add_argument("question", help="what to ask (one user turn)")
+    parser.add_argument(
+        "--gateway",
+        metavar="HOST:PORT",
+        help=f"the gateway, HOST:PORT or a gRPC target [{GATEWAY_VARIABLE}]"
+        f" (default {DEFAULT_GATEWAY})",
+    )
+    parser.add_argument(
+        "--ordering",
+        choices=tuple(ORDERINGS),
+        default="interleaved",
+        help="interleaved: both as they arrive (default); micro-first: Pro's after Micro's",
+    )
+    parser.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a system prompt for both routes (repeat for several)",
+    )
+    parser.add_argument(
+        "--max-tokens", type=_positive_int, metavar="N", help="upper bound on each answer"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        help="seconds the whole call may take (default: no limit)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.question.strip():
+        print("dualnova chat: the question must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    if any(not text.strip() for text in args.system):
+        print("dualnova chat: --system must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.gateway is not None:
+            check_target(args.gateway, "--gateway")
+            target = args.gateway
+        else:
+            target = read_target(environ(), GATEWAY_VARIABLE, DEFAULT_GATEWAY)
+    except ConfigError as error:
+        print(f"dualnova chat: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(
+            run_chat(
+                target,
+                args.question,
+                ordering=args.ordering,
+                system=args.system,
+                max_tokens=args.max_tokens,
+                timeout=args.timeout,
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return number

@@ -1,0 +1,1 @@
+"""The gateway: DualChat sends one conversation to Nova Micro and Nova Pro at once."""

@@ -1,0 +1,55 @@
+"""`python -m gateway`: serve DualChat until SIGTERM or SIGINT.
+
+Flags stand for the environment variables of gateway.config (a flag wins over
+its variable); a bad value ends the program with one line and status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from dualnova import logs
+from gateway import server
+from gateway.config import FLAGS, ConfigError, load
+
+PROG = "gateway"
+
+
+def parse_env(argv: Sequence[str] | None = None) -> dict[str, str]:
+    """The environment with every given flag written over its variable."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {PROG}",
+        description="DualNova gateway: DualChat over Nova Micro and Nova Pro.",
+    )
+    for flag in FLAGS:
+        parser.add_argument(
+            flag.option, dest=flag.variable, metavar="VALUE", help=f"{flag.help} [{flag.variable}]"
+        )
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    env.update({name: value for name, value in vars(args).items() if value is not None})
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    env = parse_env(argv)
+    try:
+        settings = load(env)
+    except ConfigError as error:
+        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
+        return 2
+    logs.setup(PROG)
+    try:
+        asyncio.run(server.serve(settings))
+    except ConfigError as error:
+        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

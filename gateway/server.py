@@ -1,0 +1,109 @@
+"""Wiring: the grpc.aio server with the Gateway, health and reflection services.
+
+start() is what both `python -m gateway` and the tests use, so tests run the
+same server the process does (on port 0 when they like).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.settings import ConfigError
+from dualnova.shutdown import drain, stop_signals
+from gateway.config import Settings
+from gateway.fanout import DualChat
+from gateway.health import GatewayHealth
+from gateway.service import GatewayServicer
+from gateway.upstream import Upstream
+
+__all__ = ["RunningGateway", "serve", "server_options", "start"]
+
+logger = logging.getLogger(__name__)
+
+# Clients may send keepalive pings this often while they have calls open.
+_MIN_CLIENT_PING_INTERVAL_MS = 10_000
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Server channel arguments: connection age cap (clients rebalance) and keepalive policy."""
+    options = [("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS)]
+    if settings.max_connection_age_s > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+        ]
+    return options
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway server and what it owns; stop() releases all of it."""
+
+    server: grpc.aio.Server
+    upstream: Upstream
+    health: GatewayHealth
+    address: str
+    port: int
+
+    async def stop(
+        self, grace: float, *, delay: float = 0.0, received: signal.Signals = signal.SIGINT
+    ) -> None:
+        """Drain (dualnova.shutdown: NOT_SERVING, `delay` on SIGTERM, `grace`), then the channel."""
+        await drain(self.server, self.health.servicer, delay=delay, grace=grace, received=received)
+        await self.upstream.close()
+
+
+async def start(settings: Settings) -> RunningGateway:
+    """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound."""
+    upstream = Upstream(settings.inference_target)
+    health = GatewayHealth()
+    server = grpc.aio.server(options=server_options(settings))
+    gateway_pb2_grpc.add_GatewayServicer_to_server(
+        GatewayServicer(DualChat(upstream.stub, settings)), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
+    reflection.enable_server_reflection(
+        (
+            gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        await upstream.close()
+        raise ConfigError(
+            f"GATEWAY_LISTEN={settings.listen!r}: cannot listen there (port in use or not a"
+            " local address)"
+        )
+    await health.start()
+    await server.start()
+    host = settings.listen.rpartition(":")[0]
+    return RunningGateway(server, upstream, health, f"{host}:{port}", port)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return (the caller exits 0)."""
+    received = stop_signals()
+    gateway = await start(settings)
+    logger.info(
+        f"gateway listening; inference service at {settings.inference_target}",
+        extra={"address": gateway.address},
+    )
+    signal_received = await received
+    logger.info(f"gateway stopping on {signal_received.name}", extra={"address": gateway.address})
+    await gateway.stop(
+        settings.shutdown_grace_s, delay=settings.shutdown_delay_s, received=signal_received
+    )
+    logger.info("gateway stopped", extra={"address": gateway.address})

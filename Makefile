@@ -22,8 +22,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed lint
 	$(PY) -m pytest
 
-lint: $(BUF)
+lint: $(VENV)/.installed $(BUF)
 	$(BUF) lint protos
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Regenerate the committed Python stubs after editing protos/.
 protos: $(VENV)/.installed

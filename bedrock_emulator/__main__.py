@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dualnova import logs
-
 from bedrock_emulator.server import serve
+from dualnova import logs
 
 
 def _pace(value: str) -> float:

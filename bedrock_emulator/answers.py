@@ -147,9 +147,7 @@ def cache_key(model_id: str, request: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def compose_answer(
-    model_id: str, request: Mapping[str, Any], *, cache_hit: bool = False
-) -> Answer:
+def compose_answer(model_id: str, request: Mapping[str, Any], *, cache_hit: bool = False) -> Answer:
     """The answer `model_id` gives to a (valid) Converse request.
 
     `cache_hit` says whether the request's cacheable prefix is already in the
@@ -223,9 +221,7 @@ def _full_text(family: str, question: str) -> str:
 
 
 def _points(start: int, count: int) -> list[str]:
-    return [
-        f"{_ORDINALS[i]} {_POINTS[(start + i) % len(_POINTS)]}" for i in range(count)
-    ]
+    return [f"{_ORDINALS[i]} {_POINTS[(start + i) % len(_POINTS)]}" for i in range(count)]
 
 
 def _apply_stops(

@@ -36,7 +36,7 @@ async def get_foundation_model(request: web.Request) -> web.StreamResponse:
         return {"modelDetails": _model_json(spec, caller.region)}
 
     model_ids = (identifier,) if spec is None else (identifier, spec.model_id)
-    return await _answer(request, "GetFoundationModel", identifier, model_ids, describe)
+    return await answer(request, "GetFoundationModel", identifier, model_ids, describe)
 
 
 async def list_foundation_models(request: web.Request) -> web.StreamResponse:
@@ -53,7 +53,7 @@ async def list_foundation_models(request: web.Request) -> web.StreamResponse:
         ]
         return {"modelSummaries": [_model_json(spec, caller.region) for spec in specs]}
 
-    return await _answer(request, "ListFoundationModels", None, (), describe)
+    return await answer(request, "ListFoundationModels", None, (), describe)
 
 
 async def get_inference_profile(request: web.Request) -> web.StreamResponse:
@@ -68,7 +68,7 @@ async def get_inference_profile(request: web.Request) -> web.StreamResponse:
         return _profile_json(profile, caller.region)
 
     model_ids = (identifier,) if profile is None else (identifier, profile.model.model_id)
-    return await _answer(request, "GetInferenceProfile", identifier, model_ids, describe)
+    return await answer(request, "GetInferenceProfile", identifier, model_ids, describe)
 
 
 async def list_inference_profiles(request: web.Request) -> web.StreamResponse:
@@ -78,17 +78,21 @@ async def list_inference_profiles(request: web.Request) -> web.StreamResponse:
         profiles = catalog.PROFILES if wanted == "SYSTEM_DEFINED" else ()
         return {"inferenceProfileSummaries": [_profile_json(p, caller.region) for p in profiles]}
 
-    return await _answer(request, "ListInferenceProfiles", None, (), describe)
+    return await answer(request, "ListInferenceProfiles", None, (), describe)
 
 
-async def _answer(
+async def answer(
     request: web.Request,
     operation: str,
     identifier: str | None,
     model_ids: Sequence[str],
     describe: Describe,
 ) -> web.StreamResponse:
-    """Credentials, then faults, then the description (or its not-found error)."""
+    """Credentials, then faults, then the description (or its not-found error).
+
+    Shared by every read-only operation that answers one JSON document
+    (the control plane here, and bedrock-runtime's ListAsyncInvokes).
+    """
     state = request.app[STATE]
     entry = state.log.open(operation, identifier, None, "Authorization" in request.headers)
     try:

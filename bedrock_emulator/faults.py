@@ -50,6 +50,7 @@ OPERATIONS = (
     "GetInferenceProfile",
     "ListFoundationModels",
     "ListInferenceProfiles",
+    "ListAsyncInvokes",
 )
 STREAM_EXCEPTIONS = (
     "modelStreamErrorException",

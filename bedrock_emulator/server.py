@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bedrock_emulator import control_api, control_plane, runtime, streaming
+from bedrock_emulator import async_invoke, control_api, control_plane, runtime, streaming
 from bedrock_emulator.state import STATE, EmulatorState
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app.on_shutdown.append(_cancel_open)
     app.router.add_post("/model/{model_id:.+}/converse-stream", streaming.converse_stream)
     app.router.add_post("/model/{model_id:.+}/converse", runtime.converse)
+    app.router.add_get("/async-invoke", async_invoke.list_async_invokes)
     app.router.add_get("/foundation-models", control_plane.list_foundation_models)
     app.router.add_get("/foundation-models/{model_id:.+}", control_plane.get_foundation_model)
     app.router.add_get("/inference-profiles", control_plane.list_inference_profiles)
@@ -66,9 +67,7 @@ def serve(host: str, port: int, pace: float) -> None:
     app = build_app(EmulatorState(pace=pace))
 
     async def announce(_: web.Application) -> None:
-        logger.info(
-            "bedrock emulator listening", extra={"address": f"http://{host}:{port}"}
-        )
+        logger.info("bedrock emulator listening", extra={"address": f"http://{host}:{port}"})
 
     app.on_startup.append(announce)
     web.run_app(

@@ -201,4 +201,3 @@ def _check_stop_sequences(sequences: Any) -> None:
             f"Too many stop sequences: {len(sequences)} were given and the model accepts at most "
             f"{MAX_STOP_SEQUENCES}. Remove some stop sequences and try again."
         )
-

@@ -1,1 +1,2 @@
-"""DualNova: shared pieces of both services (settings, logging, process launch), the CLI, and the generated gRPC stubs."""
+"""DualNova: what both services share (settings, logs, telemetry, launcher), the CLI,
+and the generated gRPC stubs."""

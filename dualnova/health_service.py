@@ -92,10 +92,6 @@ class HealthServicer(health.aio.HealthServicer):
         self._listed = dict.fromkeys(self._listed, NOT_SERVING)
         await super().enter_graceful_shutdown()
 
-    def statuses(self) -> dict[str, Status]:
-        """Every name and its status, as List reports them."""
-        return dict(self._listed)
-
     async def List(  # noqa: N802 - the RPC's name
         self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthListResponse:
@@ -213,6 +209,6 @@ def _log_change(name: str, serving: bool, reason: str) -> None:
     status = "SERVING" if serving else "NOT_SERVING"
     logger.log(
         logging.INFO if serving else logging.WARNING,
-        f"health {name!r} is now {status}",
-        extra={"status": status, "error": reason or None},
+        f"health {name!r} is now {status}" + (f" ({reason})" if reason and serving else ""),
+        extra={"status": status, "error": None if serving else reason or None},
     )

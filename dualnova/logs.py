@@ -3,6 +3,12 @@
 Every service calls setup() once in its __main__. Call sites pass context as
 `extra={...}`; the keys listed in FIELDS are copied into the JSON line, so a
 log reader can filter on request_id, route or model without parsing text.
+trace_id and span_id come from the current OpenTelemetry span unless the call
+site passes them, so a line can be found from its trace and the reverse.
+
+Lines never carry prompt or answer text unless the inference service's
+DUALNOVA_LOG_CONTENT is on (the "prompt" and "answer" fields), and never
+credentials.
 """
 
 from __future__ import annotations
@@ -11,6 +17,10 @@ import json
 import logging
 import sys
 import time
+
+from opentelemetry import trace
+
+from dualnova.telemetry import format_span_id, format_trace_id
 
 # Context keys that call sites may pass with `extra=` and that appear in the line.
 FIELDS = (
@@ -29,7 +39,23 @@ FIELDS = (
     "address",
     "peer",
     "error",
+    # Only with DUALNOVA_LOG_CONTENT=true (inference service).
+    "prompt",
+    "answer",
 )
+
+
+class TraceContextFilter(logging.Filter):
+    """Adds the current span's trace_id and span_id to a record that does not carry its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            if getattr(record, "trace_id", None) is None:
+                record.trace_id = format_trace_id(context.trace_id)
+            if getattr(record, "span_id", None) is None:
+                record.span_id = format_span_id(context.span_id)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -59,6 +85,7 @@ def setup(service: str, level: str = "INFO") -> None:
     """Route the root logger to stderr as JSON lines tagged with the service name."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
+    handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -122,7 +122,16 @@ class EmulatorHandle:
         self._pace = pace
         self._process = _Process(
             "bedrock emulator",
-            ["-m", "bedrock_emulator", "--host", HOST, "--port", str(self.port), "--pace", str(pace)],
+            [
+                "-m",
+                "bedrock_emulator",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--pace",
+                str(pace),
+            ],
             os.environ,
             log_path,
         )

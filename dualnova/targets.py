@@ -32,8 +32,7 @@ def check_target(value: str, name: str) -> None:
         check_address(value, name)
     except ConfigError:
         raise ConfigError(
-            f"{name}={value!r}: expected HOST:PORT or a gRPC target such as"
-            " dns:///inference:50051"
+            f"{name}={value!r}: expected HOST:PORT or a gRPC target such as dns:///inference:50051"
         ) from None
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dualnova import logs
+from dualnova import logs, telemetry
 from gateway import server
 from gateway.config import FLAGS, ConfigError, load
 
@@ -44,10 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.setup(PROG)
     try:
+        otel = telemetry.setup(PROG, env)
+    except ConfigError as error:
+        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
+        return 2
+    try:
         asyncio.run(server.serve(settings))
     except ConfigError as error:
         print(f"{PROG}: configuration error: {error}", file=sys.stderr)
         return 2
+    finally:
+        otel.shutdown()
     return 0
 
 

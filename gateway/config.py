@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from dualnova.health_service import DEFAULT_INTERVAL_S, INTERVAL_VARIABLE, read_interval
 from dualnova.settings import ConfigError, read_address, read_float, read_int
 from dualnova.targets import read_target
 
@@ -79,6 +80,12 @@ FLAGS: tuple[Flag, ...] = (
         " see the change first (default 2)",
     ),
     Flag(
+        "--health-interval",
+        INTERVAL_VARIABLE,
+        "longest wait, in seconds, before following the inference service's health again and"
+        " before reconnecting to it after it went away (default 5)",
+    ),
+    Flag(
         "--micro-max-tokens",
         "GATEWAY_MICRO_MAX_TOKENS",
         f"micro route's default max_tokens (default {MICRO_DEFAULTS.max_tokens})",
@@ -115,6 +122,8 @@ class Settings:
     shutdown_grace_s: float = 10.0
     # Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
     shutdown_delay_s: float = 2.0
+    # Caps the health follower's retry backoff and the channel's reconnect backoff.
+    health_interval_s: float = DEFAULT_INTERVAL_S
     micro: RouteDefaults = field(default=MICRO_DEFAULTS)
     pro: RouteDefaults = field(default=PRO_DEFAULTS)
 
@@ -148,6 +157,7 @@ def load(env: Mapping[str, str]) -> Settings:
         shutdown_delay_s=read_float(
             env, "GATEWAY_SHUTDOWN_DELAY", defaults.shutdown_delay_s, minimum=0, maximum=3600
         ),
+        health_interval_s=read_interval(env),
         micro=_read_route_defaults(env, "MICRO", MICRO_DEFAULTS),
         pro=_read_route_defaults(env, "PRO", PRO_DEFAULTS),
     )

@@ -24,7 +24,7 @@ from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from gateway.config import Settings
 from gateway.routes import ROUTES, build_chat_request
-from gateway.tracing import TRACE_ID_METADATA_KEY
+from gateway.tracing import TRACE_ID_METADATA_KEY, route_call
 
 __all__ = ["DualChat", "route_error", "summarize"]
 
@@ -46,11 +46,10 @@ _QueueItem = gateway_pb2.DualChatResponse | _RouteEnded
 class DualChat:
     """Runs DualChat calls against one inference service stub; one instance per server."""
 
-    def __init__(
-        self, stub: inference_pb2_grpc.InferenceServiceStub, settings: Settings
-    ) -> None:
+    def __init__(self, stub: inference_pb2_grpc.InferenceServiceStub, settings: Settings) -> None:
         self._stub = stub
         self._settings = settings
+        self._target = settings.inference_target
 
     async def events(
         self,
@@ -117,38 +116,50 @@ class DualChat:
         """Copy one upstream Chat stream into the queue, tagged; end with _RouteEnded."""
         started = time.monotonic()
         log = {"trace_id": trace_id, "route": route, "model": chat_request.model}
-        call = self._stub.Chat(chat_request, timeout=timeout, metadata=metadata)
-        usage: chat_pb2.Usage | None = None
-        try:
-            async for response in call:
-                event = _tag(route, response)
-                if event is None:
-                    continue
-                if event.HasField("usage"):
-                    usage = event.usage
-                queue.put_nowait(event)
-            logger.info(
-                "route finished",
-                extra={**log, **_usage_log(usage), "status": "OK", "latency_ms": _ms(started)},
+        with route_call(route, self._target) as traced:
+            call = self._stub.Chat(
+                chat_request, timeout=timeout, metadata=traced.metadata(metadata)
             )
-        except grpc.aio.AioRpcError as error:
-            code = error.code().name
-            logger.warning(
-                "route failed",
-                extra={**log, "status": code, "error": error.details(), "latency_ms": _ms(started)},
-            )
-            queue.put_nowait(route_error(route, code, error.details() or ""))
-        except asyncio.CancelledError:
-            call.cancel()
-            logger.info("route cancelled", extra={**log, "status": "CANCELLED"})
-            raise
-        # The route boundary: a bug here is logged and becomes this route's error;
-        # the other route and the summary still go out.
-        except Exception as error:  # noqa: BLE001
-            logger.exception("route relay broke", extra={**log, "status": "INTERNAL"})
-            queue.put_nowait(route_error(route, "INTERNAL", f"gateway error: {error}"))
-        finally:
-            queue.put_nowait(_RouteEnded(route))
+            usage: chat_pb2.Usage | None = None
+            try:
+                async for response in call:
+                    event = _tag(route, response)
+                    if event is None:
+                        continue
+                    if event.HasField("usage"):
+                        usage = event.usage
+                    queue.put_nowait(event)
+                traced.ended(grpc.StatusCode.OK)
+                logger.info(
+                    "route finished",
+                    extra={**log, **_usage_log(usage), "status": "OK", "latency_ms": _ms(started)},
+                )
+            except grpc.aio.AioRpcError as error:
+                traced.ended(error.code())
+                code = error.code().name
+                logger.warning(
+                    "route failed",
+                    extra={
+                        **log,
+                        "status": code,
+                        "error": error.details(),
+                        "latency_ms": _ms(started),
+                    },
+                )
+                queue.put_nowait(route_error(route, code, error.details() or ""))
+            except asyncio.CancelledError:
+                call.cancel()
+                traced.ended(grpc.StatusCode.CANCELLED)
+                logger.info("route cancelled", extra={**log, "status": "CANCELLED"})
+                raise
+            # The route boundary: a bug here is logged and becomes this route's error;
+            # the other route and the summary still go out.
+            except Exception as error:  # noqa: BLE001
+                traced.ended(grpc.StatusCode.INTERNAL)
+                logger.exception("route relay broke", extra={**log, "status": "INTERNAL"})
+                queue.put_nowait(route_error(route, "INTERNAL", f"gateway error: {error}"))
+            finally:
+                queue.put_nowait(_RouteEnded(route))
 
 
 class _Order:

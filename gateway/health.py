@@ -1,28 +1,66 @@
-"""The gateway's grpc.health.v1 service.
+"""The gateway's grpc.health.v1 names, derived from the inference service's own health.
 
-The servicer is the one both servers share (dualnova.health_service: List,
-Watch streams that end at shutdown). For now the gateway reports only itself,
-"" and its service name, SERVING while it runs; the dependency names
-(inference, route/micro, route/pro) join here with the upstream health
-follower.
+- `inference`: the inference service is reachable and reports "" SERVING.
+- `route/micro`, `route/pro`: `inference`, and the inference service reports
+  that route's model (model/micro, model/pro) SERVING.
+- "" and dualnova.gateway.v1.Gateway: at least one route is SERVING, because
+  DualChat still answers (with an error event for the other route).
+
+The states come from upstream.HealthFollower's Watch streams; nothing here
+calls the inference service. The servicer is the one both servers share
+(dualnova.health_service: List, Watch streams that end at shutdown).
 """
 
 from __future__ import annotations
 
-from dualnova.health_service import SERVER, SERVING, HealthServicer
+from collections.abc import Mapping
 
-__all__ = ["GATEWAY_SERVICE", "GatewayHealth"]
+from dualnova.health_service import SERVER, HealthServicer, StatusBoard
+from gateway.routes import ROUTES
+
+__all__ = [
+    "GATEWAY_SERVICE",
+    "INFERENCE",
+    "ROUTE_NAMES",
+    "UPSTREAM_NAMES",
+    "GatewayHealth",
+    "a_route_is_serving",
+]
 
 GATEWAY_SERVICE = "dualnova.gateway.v1.Gateway"
+INFERENCE = "inference"
+# Route -> the gateway's health name for it.
+ROUTE_NAMES: Mapping[str, str] = {route: f"route/{route}" for route in ROUTES}
+# Route -> the inference service's name for the model behind it (routes are its model aliases).
+_UPSTREAM_MODELS: Mapping[str, str] = {route: f"model/{route}" for route in ROUTES}
+# What the gateway follows on the inference service.
+UPSTREAM_NAMES = (SERVER, *_UPSTREAM_MODELS.values())
+
+
+def a_route_is_serving(states: Mapping[str, bool]) -> bool:
+    """The gateway's rule: DualChat is useful while at least one route can answer."""
+    return any(states[name] for name in ROUTE_NAMES.values())
 
 
 class GatewayHealth:
-    """Owns the health servicer and the statuses the gateway reports."""
+    """Owns the health servicer and turns the upstream's statuses into the gateway's names."""
 
     def __init__(self) -> None:
         self.servicer = HealthServicer()
+        self.board = StatusBoard(
+            self.servicer,
+            service_name=GATEWAY_SERVICE,
+            dependencies=(INFERENCE, *ROUTE_NAMES.values()),
+            overall=a_route_is_serving,
+        )
 
     async def start(self) -> None:
-        """Report the whole server and the Gateway service as SERVING."""
-        for name in (SERVER, GATEWAY_SERVICE):
-            await self.servicer.set(name, SERVING)
+        """Publish every name: NOT_SERVING until the inference service says otherwise."""
+        await self.board.publish()
+
+    async def follow(self, upstream: Mapping[str, bool], reason: str) -> None:
+        """upstream.HealthListener: the followed inference names changed."""
+        reachable = upstream[SERVER]
+        await self.board.set(INFERENCE, reachable, reason)
+        for route, name in ROUTE_NAMES.items():
+            await self.board.set(name, reachable and upstream[_UPSTREAM_MODELS[route]], reason)

@@ -15,11 +15,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.rpc_tracing import ServerTracing
 from dualnova.settings import ConfigError
 from dualnova.shutdown import drain, stop_signals
 from gateway.config import Settings
 from gateway.fanout import DualChat
-from gateway.health import GatewayHealth
+from gateway.health import UPSTREAM_NAMES, GatewayHealth
 from gateway.service import GatewayServicer
 from gateway.upstream import Upstream
 
@@ -62,9 +63,9 @@ class RunningGateway:
 
 async def start(settings: Settings) -> RunningGateway:
     """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound."""
-    upstream = Upstream(settings.inference_target)
+    upstream = Upstream(settings.inference_target, reconnect_max_s=settings.health_interval_s)
     health = GatewayHealth()
-    server = grpc.aio.server(options=server_options(settings))
+    server = grpc.aio.server(options=server_options(settings), interceptors=[ServerTracing()])
     gateway_pb2_grpc.add_GatewayServicer_to_server(
         GatewayServicer(DualChat(upstream.stub, settings)), server
     )
@@ -88,6 +89,7 @@ async def start(settings: Settings) -> RunningGateway:
             " local address)"
         )
     await health.start()
+    upstream.follow_health(UPSTREAM_NAMES, health.follow)
     await server.start()
     host = settings.listen.rpartition(":")[0]
     return RunningGateway(server, upstream, health, f"{host}:{port}", port)

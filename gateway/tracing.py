@@ -1,38 +1,89 @@
-"""The trace id of a DualChat call, as the caller sees it (summary and x-trace-id).
+"""What the gateway tells OpenTelemetry: the caller's trace id, and one span per route.
 
-Kept to one function so that bringing in OpenTelemetry changes only this
-module: the id comes from the active span when there is one, and is otherwise
-made up here in the same W3C format so callers always get something to quote.
+The DualChat server span comes from dualnova.rpc_tracing (it continues the
+caller's traceparent); its trace id is what the caller sees in x-trace-id and
+in the summary. Each route's upstream Chat is a CLIENT span "route micro" /
+"route pro" under it, whose context travels to the inference service as
+traceparent together with the route name (x-dualnova-route), so the
+inference service's spans and metrics hang under, and are labelled by, the
+right route. Each route call is also counted, by route and final status, in
+dualnova.gateway.route.calls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterable, Iterator
 
-try:
-    from opentelemetry import trace as _otel_trace
-except ImportError:  # OpenTelemetry is optional until the tracing issue lands.
-    _otel_trace = None
+import grpc
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind
 
-__all__ = ["TRACE_ID_METADATA_KEY", "current_trace_id", "new_trace_id"]
+from dualnova.rpc_tracing import outgoing_metadata, record_status
+from dualnova.telemetry import (
+    INSTRUMENTATION_NAME,
+    ROUTE_ATTRIBUTE,
+    ROUTE_METADATA_KEY,
+    format_trace_id,
+)
+
+__all__ = ["TRACE_ID_METADATA_KEY", "RouteCall", "current_trace_id", "route_call"]
 
 # Initial response metadata key carrying the trace id, before any event.
 TRACE_ID_METADATA_KEY = "x-trace-id"
+_UPSTREAM_METHOD = "dualnova.inference.v1.InferenceService/Chat"
+
+_tracer = trace.get_tracer(INSTRUMENTATION_NAME)
+_route_calls = metrics.get_meter(INSTRUMENTATION_NAME).create_counter(
+    "dualnova.gateway.route.calls",
+    unit="{call}",
+    description="Upstream Chat calls per DualChat route, by final gRPC status.",
+)
 
 
 def current_trace_id() -> str:
-    """The recording span's trace id, else a fresh one: 32 lowercase hex digits, not all zero."""
-    if _otel_trace is not None:
-        span = _otel_trace.get_current_span()
-        context = span.get_span_context()
-        if span.is_recording() and context.is_valid:
-            return format(context.trace_id, "032x")
-    return new_trace_id()
+    """The current span's trace id: the caller's when it sent a traceparent, sampled or not.
+
+    Only a gateway embedded without telemetry.setup() (no SDK tracer
+    provider, so no span ids are made) gets a random W3C id instead, so
+    callers always have something to quote.
+    """
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        return format_trace_id(context.trace_id)
+    return format_trace_id(secrets.randbits(128) or 1)
 
 
-def new_trace_id() -> str:
-    """A random W3C trace id (the all-zero id is invalid in W3C trace context)."""
-    while True:
-        value = secrets.randbits(128)
-        if value:
-            return format(value, "032x")
+class RouteCall:
+    """One route's upstream call: the metadata to send, and how it ended."""
+
+    def __init__(self, span: trace.Span, route: str) -> None:
+        self._span = span
+        self._route = route
+
+    def metadata(self, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
+        """`extra` plus this span's traceparent and the route name, for the upstream call."""
+        return outgoing_metadata((*extra, (ROUTE_METADATA_KEY, self._route)))
+
+    def ended(self, code: grpc.StatusCode) -> None:
+        record_status(self._span, code, server=False)
+        _route_calls.add(1, {ROUTE_ATTRIBUTE: self._route, "rpc.response.status_code": code.name})
+
+
+@contextlib.contextmanager
+def route_call(route: str, target: str) -> Iterator[RouteCall]:
+    """The CLIENT span of `route`'s call to the inference service at `target` (current inside)."""
+    with _tracer.start_as_current_span(
+        f"route {route}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            ROUTE_ATTRIBUTE: route,
+            "rpc.system.name": "grpc",
+            "rpc.method": _UPSTREAM_METHOD,
+            "server.address": target,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield RouteCall(span, route)

@@ -1,4 +1,4 @@
-"""`python -m inference_service`: read the configuration, build the Bedrock client, serve.
+"""`python -m inference_service`: read the configuration, build the Bedrock clients, serve.
 
 Anything wrong at start (a bad variable or flag, no AWS region or
 credentials, an address that cannot be bound) ends the program with one line
@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dualnova import logs
+from dualnova import logs, telemetry
 from dualnova.settings import ConfigError
-
 from inference_service import config
-from inference_service.bedrock import BedrockSetupError, build_client
+from inference_service.bedrock import BedrockSetupError, build_client, open_session
+from inference_service.bedrock_probes import build_probes
 from inference_service.server import ListenError, serve
 
 PROG = "inference_service"
@@ -44,15 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(PROG)
     try:
         settings = config.load({**os.environ, **overrides})
-        runtime = build_client(settings)
+        session = open_session(settings)
+        runtime = build_client(settings, session)
+        probes = build_probes(settings, session)
+        otel = telemetry.setup(PROG)
     except (ConfigError, BedrockSetupError) as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(settings, runtime))
+        asyncio.run(serve(settings, runtime, probes))
     except ListenError as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        otel.shutdown()
     return 0
 
 

@@ -1,4 +1,7 @@
-"""The one place that calls Bedrock: a conversation in, typed stream events out.
+"""The one place that calls Bedrock for inference: a conversation in, typed stream events out.
+
+Its sibling bedrock_probes.py makes the unbilled calls health needs (runtime
+and control plane) from the same AWS session; no other module imports boto3.
 
 boto3 is blocking, so each ConverseStream runs on a thread of a pool sized to
 the stream cap (asyncio's default executor would allow only a handful at
@@ -283,8 +286,8 @@ class BedrockRuntime:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def build_client(settings: Settings) -> BedrockRuntime:
-    """Build the bedrock-runtime client once, at start; raise BedrockSetupError if it cannot work.
+def open_session(settings: Settings) -> boto3.session.Session:
+    """The AWS session every Bedrock client is built from; BedrockSetupError if it cannot work.
 
     Region and credentials are checked here so a misconfigured service stops at
     start with one line, instead of failing on its first request.
@@ -304,6 +307,15 @@ def build_client(settings: Settings) -> BedrockRuntime:
             "no AWS credentials found in the default chain (environment, AWS_PROFILE,"
             " SSO, web identity, container or instance role)"
         )
+    return session
+
+
+def build_client(
+    settings: Settings, session: boto3.session.Session | None = None
+) -> BedrockRuntime:
+    """Build the bedrock-runtime client once, at start; BedrockSetupError if it cannot work."""
+    if session is None:
+        session = open_session(settings)
     retries: dict[str, Any] = {"mode": "standard"}
     if settings.bedrock_max_attempts is not None:
         retries["total_max_attempts"] = settings.bedrock_max_attempts

@@ -13,12 +13,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 import grpc
+
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-
 from inference_service import errors, validation
 from inference_service.bedrock import (
     ASSISTANT,
@@ -30,11 +30,20 @@ from inference_service.bedrock import (
     TextDelta,
     UsageReport,
 )
+from inference_service.chat_telemetry import ChatTelemetry, call_route
 from inference_service.config import Settings
 
 logger = logging.getLogger(__name__)
 
 _ROLES = {chat_pb2.ROLE_USER: USER, chat_pb2.ROLE_ASSISTANT: ASSISTANT}
+
+
+class CallOutcomes(Protocol):
+    """Where each call's verdict on Bedrock goes (health.RuntimeHealth): traffic is evidence."""
+
+    async def call_reached_bedrock(self) -> None: ...
+
+    async def call_failed(self, error: errors.MappedError) -> None: ...
 
 
 class StreamSlots:
@@ -61,15 +70,19 @@ class StreamSlots:
 
 @dataclass
 class _CallRecord:
-    """What the one log line per call says. Never the prompt or the answer."""
+    """What the one log line per call says. The prompt and the answer only with log_content."""
 
     model: str
     started: float
+    route: str = ""
     request_id: str = ""
     status: str = "OK"
     error: str | None = None
     first_token_at: float | None = None
     usage: UsageReport | None = None
+    # Filled only when DUALNOVA_LOG_CONTENT is on.
+    prompt: list[dict[str, str]] | None = None
+    answer: str | None = None
 
     def ms_since_start(self, moment: float) -> float:
         return round((moment - self.started) * 1000.0, 3)
@@ -88,6 +101,7 @@ class _CallRecord:
             extra={
                 "request_id": self.request_id or None,
                 "model": self.model,
+                "route": self.route or None,
                 "status": self.status,
                 "error": self.error,
                 "input_tokens": usage.input_tokens if usage else None,
@@ -95,6 +109,8 @@ class _CallRecord:
                 "total_tokens": usage.total_tokens if usage else None,
                 "latency_ms": self.ms_since_start(time.monotonic()),
                 "time_to_first_token_ms": self.time_to_first_token_ms(),
+                "prompt": self.prompt,
+                "answer": self.answer,
             },
         )
 
@@ -102,15 +118,33 @@ class _CallRecord:
 class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
     """dualnova.inference.v1.InferenceService."""
 
-    def __init__(self, settings: Settings, runtime: BedrockRuntime) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: BedrockRuntime,
+        *,
+        outcomes: CallOutcomes | None = None,
+        telemetry: ChatTelemetry | None = None,
+    ) -> None:
         self._settings = settings
         self._runtime = runtime
+        self._outcomes = outcomes
+        self._telemetry = telemetry or ChatTelemetry()
         self.slots = StreamSlots(settings.max_streams)
 
     async def Chat(
         self, request: inference_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        record = _CallRecord(model=request.model, started=time.monotonic())
+        record = _CallRecord(
+            model=request.model,
+            started=time.monotonic(),
+            route=call_route(context.invocation_metadata()),
+        )
+        if self._settings.log_content:
+            record.prompt = [
+                {"role": _ROLES.get(m.role, "?"), "text": m.text} for m in request.messages
+            ]
+            record.answer = ""
         try:
             await self._chat(request, context, record)
         except BaseException:
@@ -119,6 +153,9 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise
         finally:
             record.log()
+            # A model name that was not accepted is the caller's text: never a metric attribute.
+            model = self._settings.resolve_model(record.model) or "_OTHER"
+            self._telemetry.count_request(model, record.route, record.status)
 
     async def _chat(
         self,
@@ -148,16 +185,23 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def _relay(
         self, conversation: Conversation, context: grpc.aio.ServicerContext, record: _CallRecord
     ) -> None:
-        try:
-            async with contextlib.aclosing(self._runtime.stream(conversation)) as events:
-                async for event in events:
-                    await context.write(_response(event, record))
-        except Exception as exc:  # the one boundary where Bedrock failures become statuses
-            mapped = errors.map_error(exc)
-            if mapped.code is grpc.StatusCode.INTERNAL:
-                logger.error("unexpected failure of a Bedrock call", exc_info=exc)
-            record.error = mapped.cause
-            await _abort(context, record, mapped.code, mapped.message)
+        with self._telemetry.bedrock_call(conversation, record.route) as call:
+            try:
+                async with contextlib.aclosing(self._runtime.stream(conversation)) as events:
+                    async for event in events:
+                        call.observe(event)
+                        if isinstance(event, Started) and self._outcomes is not None:
+                            await self._outcomes.call_reached_bedrock()
+                        await context.write(_response(event, record))
+            except Exception as exc:  # the one boundary where Bedrock failures become statuses
+                mapped = errors.map_error(exc)
+                if mapped.code is grpc.StatusCode.INTERNAL:
+                    logger.error("unexpected failure of a Bedrock call", exc_info=exc)
+                record.error = mapped.cause
+                call.failed(mapped.cause)
+                if self._outcomes is not None:
+                    await self._outcomes.call_failed(mapped)
+                await _abort(context, record, mapped.code, mapped.message)
 
 
 def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
@@ -166,6 +210,8 @@ def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
     if isinstance(event, TextDelta):
         if record.first_token_at is None:
             record.first_token_at = now
+        if record.answer is not None:
+            record.answer += event.text
         return inference_pb2.ChatResponse(delta=chat_pb2.Delta(text=event.text))
     if isinstance(event, Started):
         record.request_id = event.request_id

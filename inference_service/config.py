@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dualnova.health_service import INTERVAL_VARIABLE, read_interval
 from dualnova.settings import (
     ConfigError,
     read_address,
+    read_bool,
     read_float,
     read_int,
     read_optional_str,
@@ -74,6 +76,49 @@ FLAGS: tuple[Flag, ...] = (
         "INFERENCE_SHUTDOWN_GRACE",
         "seconds running streams may finish after SIGTERM before they are cancelled (default 10)",
     ),
+    Flag(
+        "--shutdown-delay",
+        "INFERENCE_SHUTDOWN_DELAY",
+        "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
+        " see the change first (default 2)",
+    ),
+    Flag(
+        "--health-interval",
+        INTERVAL_VARIABLE,
+        "seconds between dependency probes (bedrock-runtime, bedrock, model/*), above 0"
+        " (default 5)",
+    ),
+    Flag(
+        "--health-timeout",
+        "DUALNOVA_HEALTH_TIMEOUT",
+        "seconds one probe may take, at most the interval (default 2, or the interval if shorter)",
+    ),
+    Flag(
+        "--health-failed-calls",
+        "DUALNOVA_HEALTH_FAILED_CALLS",
+        "consecutive Chat calls failing for want of Bedrock (throttling and request errors"
+        " aside) that turn bedrock-runtime NOT_SERVING (default 3)",
+    ),
+    Flag(
+        "--cloudwatch-namespace",
+        "DUALNOVA_CLOUDWATCH_NAMESPACE",
+        "publish token usage to this CloudWatch namespace (default: unset, off)",
+    ),
+    Flag(
+        "--cloudwatch-interval",
+        "DUALNOVA_CLOUDWATCH_INTERVAL",
+        "seconds between PutMetricData batches (default 60)",
+    ),
+    Flag(
+        "--cloudwatch-queue",
+        "DUALNOVA_CLOUDWATCH_QUEUE",
+        "usage samples held for the next batch; more are dropped and counted (default 10000)",
+    ),
+    Flag(
+        "--log-content",
+        "DUALNOVA_LOG_CONTENT",
+        "true to put prompt and answer text in the per-call log line (default false)",
+    ),
 )
 
 
@@ -95,9 +140,22 @@ class Settings:
     bedrock_max_attempts: int | None = None
     default_max_tokens: int = 1024
     shutdown_grace_s: float = 10.0
+    # Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
+    shutdown_delay_s: float = 2.0
+    # Probes: how often, how long each may take (never longer than the interval, so a
+    # change shows within two intervals), and how many failed calls count as an outage.
+    health_interval_s: float = 5.0
+    health_timeout_s: float = 2.0
+    health_failed_calls: int = 3
     # AWS_REGION, which boto3 itself does not read (it reads AWS_DEFAULT_REGION and the
     # profile). When set it wins over both, as the AWS CLI and the other SDKs document.
     aws_region: str | None = None
+    # CloudWatch token metrics: off unless a namespace is set.
+    cloudwatch_namespace: str | None = None
+    cloudwatch_interval_s: float = 60.0
+    cloudwatch_queue_size: int = 10_000
+    # Prompt and answer text in logs: off, so logs can go where the conversations may not.
+    log_content: bool = False
 
     def resolve_model(self, requested: str) -> str | None:
         """The Bedrock id for an alias or an accepted id; None when it is not accepted."""
@@ -121,6 +179,7 @@ def load(env: Mapping[str, str]) -> Settings:
     pro = read_str(env, "DUALNOVA_PRO_MODEL", defaults.pro_model)
     for name, value in (("DUALNOVA_MICRO_MODEL", micro), ("DUALNOVA_PRO_MODEL", pro)):
         _check_model_id(name, value)
+    interval = read_interval(env)
     return Settings(
         listen=read_address(env, "INFERENCE_LISTEN", defaults.listen),
         micro_model=micro,
@@ -145,8 +204,58 @@ def load(env: Mapping[str, str]) -> Settings:
         shutdown_grace_s=read_float(
             env, "INFERENCE_SHUTDOWN_GRACE", defaults.shutdown_grace_s, minimum=0
         ),
+        shutdown_delay_s=read_float(
+            env, "INFERENCE_SHUTDOWN_DELAY", defaults.shutdown_delay_s, minimum=0, maximum=3600
+        ),
+        health_interval_s=interval,
+        health_timeout_s=_read_health_timeout(env, interval, defaults.health_timeout_s),
+        health_failed_calls=read_int(
+            env, "DUALNOVA_HEALTH_FAILED_CALLS", defaults.health_failed_calls, minimum=1
+        ),
         aws_region=read_optional_str(env, "AWS_REGION"),
+        cloudwatch_namespace=_read_namespace(env, "DUALNOVA_CLOUDWATCH_NAMESPACE"),
+        cloudwatch_interval_s=read_float(
+            env,
+            "DUALNOVA_CLOUDWATCH_INTERVAL",
+            defaults.cloudwatch_interval_s,
+            minimum=0.01,
+            maximum=3600,
+        ),
+        cloudwatch_queue_size=read_int(
+            env, "DUALNOVA_CLOUDWATCH_QUEUE", defaults.cloudwatch_queue_size, minimum=1
+        ),
+        log_content=read_bool(env, "DUALNOVA_LOG_CONTENT", defaults.log_content),
     )
+
+
+def _read_health_timeout(env: Mapping[str, str], interval: float, default: float) -> float:
+    """A probe that outlives the interval would delay the next one past the two-interval bound."""
+    timeout = read_float(env, "DUALNOVA_HEALTH_TIMEOUT", min(default, interval), minimum=0.001)
+    if timeout > interval:
+        raise ConfigError(
+            f"DUALNOVA_HEALTH_TIMEOUT={env.get('DUALNOVA_HEALTH_TIMEOUT')!r}: must be at most"
+            f" {INTERVAL_VARIABLE} ({interval:g} s)"
+        )
+    return timeout
+
+
+def _read_namespace(env: Mapping[str, str], name: str) -> str | None:
+    """A namespace PutMetricData accepts: a bad one stops the start, not the first flush."""
+    value = read_optional_str(env, name)
+    if value is None:
+        return None
+    if (
+        len(value) > 255
+        or not value.isascii()
+        or not value.isprintable()
+        or value.startswith(":")
+        or value.startswith("AWS/")
+    ):
+        raise ConfigError(
+            f"{name}={value!r}: expected a CloudWatch namespace (printable ASCII, at most 255"
+            " characters, not starting with ':' or 'AWS/')"
+        )
+    return value
 
 
 def _read_max_attempts(env: Mapping[str, str]) -> int | None:

@@ -1,24 +1,178 @@
-"""The standard grpc.health.v1 service for the inference service.
+"""The inference service's health: one name per dependency, kept true by background probes.
 
-For now every name answers SERVING while the server runs. Probes per
-dependency (bedrock-runtime, bedrock, model/micro, model/pro) come later and
-will set their own names here; a probe must never run paid inference.
+Names (grpc.health.v1): "" and dualnova.inference.v1.InferenceService (the
+server), bedrock-runtime, bedrock, model/micro, model/pro, and optional names
+added with add_optional() (cloudwatch) that never count toward the server.
+
+- Probes run every DUALNOVA_HEALTH_INTERVAL seconds, each bounded by
+  DUALNOVA_HEALTH_TIMEOUT (never more than the interval, so a change shows
+  within two intervals). Check and Watch only read what the last probe found.
+- bedrock-runtime follows its probe and real traffic: the latest evidence wins.
+  A probe that reaches Bedrock or a Chat call that gets Bedrock's stream makes
+  it SERVING; a failed probe, or DUALNOVA_HEALTH_FAILED_CALLS Chat calls in a
+  row failing for want of Bedrock (see counts_against_runtime), NOT_SERVING.
+- model/* turns NOT_SERVING when the control plane says the model cannot serve;
+  when the control plane cannot be asked, `bedrock` turns NOT_SERVING and the
+  models keep their last known state (before the first answer: NOT_SERVING).
+- The server is SERVING while Chat can be served for at least one model:
+  bedrock-runtime SERVING and at least one model/* SERVING.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from dualnova.health_service import HealthServicer, StatusBoard
+from inference_service.bedrock_probes import BedrockProbes, ProbeResult
+from inference_service.config import MICRO_ALIAS, PRO_ALIAS, Settings
+from inference_service.errors import MappedError
+
+__all__ = [
+    "CONTROL_PLANE",
+    "MODEL_NAMES",
+    "RUNTIME",
+    "SERVICE_NAME",
+    "InferenceHealth",
+    "RuntimeHealth",
+    "chat_can_be_served",
+    "counts_against_runtime",
+]
+
+logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "dualnova.inference.v1.InferenceService"
-# The empty name is the whole server: what a Kubernetes readiness probe asks for.
-SERVER = ""
+RUNTIME = "bedrock-runtime"
+CONTROL_PLANE = "bedrock"
+# Model alias -> its health name.
+MODEL_NAMES: Mapping[str, str] = {MICRO_ALIAS: "model/micro", PRO_ALIAS: "model/pro"}
 
 
-async def setup(server: grpc.aio.Server) -> health.aio.HealthServicer:
-    """Add the health service to the server with the server and Chat marked SERVING."""
-    servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    for name in (SERVER, SERVICE_NAME):
-        await servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return servicer
+def chat_can_be_served(states: Mapping[str, bool]) -> bool:
+    """The server's rule: the runtime is reachable and at least one model is usable."""
+    return states[RUNTIME] and any(states[name] for name in MODEL_NAMES.values())
+
+
+def counts_against_runtime(error: MappedError) -> bool:
+    """Whether a failed Chat call is evidence that Bedrock's runtime is down.
+
+    Only failures mapped to UNAVAILABLE count: Bedrock unreachable, its 5xx,
+    refused credentials, a cut stream. Throttling (RESOURCE_EXHAUSTED), the
+    request's own faults (INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND), model
+    errors and timeouts say nothing about the endpoint. ModelNotReadyException is
+    UNAVAILABLE too, but for one model only, so it does not count either.
+    """
+    return error.code is grpc.StatusCode.UNAVAILABLE and error.cause != "ModelNotReadyException"
+
+
+class RuntimeHealth:
+    """bedrock-runtime from both kinds of evidence; chat.py reports every call's outcome here."""
+
+    def __init__(self, board: StatusBoard, failed_calls: int) -> None:
+        self._board = board
+        self._threshold = failed_calls
+        self._failures = 0
+
+    async def probed(self, result: ProbeResult) -> None:
+        if result.reached is None:
+            return  # throttled: no news
+        if result.reached:
+            self._failures = 0
+        await self._board.set(RUNTIME, result.reached, result.detail)
+
+    async def call_reached_bedrock(self) -> None:
+        """A Chat call got Bedrock's stream: the runtime works. Cheap when nothing changes."""
+        self._failures = 0
+        await self._board.set(RUNTIME, True)
+
+    async def call_failed(self, error: MappedError) -> None:
+        if not counts_against_runtime(error):
+            return
+        self._failures += 1
+        if self._failures >= self._threshold:
+            await self._board.set(
+                RUNTIME,
+                False,
+                f"{self._failures} Chat calls in a row failed; last: {error.cause}",
+            )
+
+
+class InferenceHealth:
+    """The health servicer, its names, and the probe loop; server.py starts and stops it."""
+
+    def __init__(self, settings: Settings, probes: BedrockProbes) -> None:
+        self.servicer = HealthServicer()
+        self.board = StatusBoard(
+            self.servicer,
+            service_name=SERVICE_NAME,
+            dependencies=(RUNTIME, CONTROL_PLANE, *MODEL_NAMES.values()),
+            overall=chat_can_be_served,
+        )
+        self.runtime = RuntimeHealth(self.board, settings.health_failed_calls)
+        self._probes = probes
+        self._models = {
+            MODEL_NAMES[MICRO_ALIAS]: settings.micro_model,
+            MODEL_NAMES[PRO_ALIAS]: settings.pro_model,
+        }
+        self._interval_s = settings.health_interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def add_optional(self, name: str) -> Callable[[bool, str], Awaitable[None]]:
+        """Report a dependency (cloudwatch) that must never decide the server's status.
+
+        Returns the coroutine function its owner calls with (serving, reason)
+        whenever its state may have changed.
+        """
+        self.board.add_extra(name)
+
+        async def report(serving: bool, reason: str = "") -> None:
+            await self.board.set(name, serving, reason)
+
+        return report
+
+    async def start(self) -> None:
+        """Publish, probe once (so the first answer a client gets is real), then keep probing."""
+        await self.board.publish()
+        await self.probe_once()
+        self._task = asyncio.create_task(self._probe_forever(), name="health-probes")
+
+    async def stop(self) -> None:
+        """Stop probing (names stay as they are; shutdown sets them NOT_SERVING)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._probes.close()
+
+    async def probe_once(self) -> None:
+        """One round: the runtime and every model at once, each within the probe timeout."""
+        names = list(self._models)
+        runtime, *models = await asyncio.gather(
+            self._probes.runtime(), *(self._probes.model(self._models[n]) for n in names)
+        )
+        await self.runtime.probed(runtime)
+        for name, result in zip(names, models, strict=True):
+            if result.reached:
+                await self.board.set(name, bool(result.usable), result.detail)
+        if any(result.reached for result in models):
+            await self.board.set(CONTROL_PLANE, True)
+        elif all(result.reached is False for result in models):
+            await self.board.set(CONTROL_PLANE, False, models[0].detail)
+
+    async def _probe_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_round = loop.time() + self._interval_s
+        while True:
+            await asyncio.sleep(max(0.0, next_round - loop.time()))
+            # Fixed rate (a round takes at most the timeout); if the loop fell behind, the
+            # next round still waits half an interval rather than running back to back.
+            next_round = max(next_round + self._interval_s, loop.time() + 0.5 * self._interval_s)
+            try:
+                await self.probe_once()
+            except Exception:  # the loop's boundary: a bug in one round must not end probing
+                logger.exception("health probe round failed")

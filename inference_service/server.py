@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 import grpc
-from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from inference_service import health
+from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.rpc_tracing import ServerTracing
+from dualnova.shutdown import drain, stop_signals
+from inference_service import cloudwatch
 from inference_service.bedrock import BedrockRuntime
+from inference_service.bedrock_probes import BedrockProbes
 from inference_service.chat import ChatServicer
+from inference_service.chat_telemetry import ChatTelemetry
 from inference_service.config import Settings
+from inference_service.health import InferenceHealth
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +26,19 @@ class ListenError(Exception):
     """The listen address cannot be bound; the message names it."""
 
 
-async def serve(settings: Settings, runtime: BedrockRuntime) -> None:
-    """Serve until SIGTERM or SIGINT, then let running streams finish within the grace period."""
-    server = grpc.aio.server()
+async def serve(settings: Settings, runtime: BedrockRuntime, probes: BedrockProbes) -> None:
+    """Serve until SIGTERM or SIGINT, then drain (dualnova.shutdown) and return."""
+    received = stop_signals()
+    health = InferenceHealth(settings, probes)
+    publisher = _cloudwatch_publisher(settings, health)
+    server = grpc.aio.server(interceptors=[ServerTracing()])
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(
-        ChatServicer(settings, runtime), server
+        ChatServicer(
+            settings, runtime, outcomes=health.runtime, telemetry=ChatTelemetry(publisher)
+        ),
+        server,
     )
-    health_servicer = await health.setup(server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
     reflection.enable_server_reflection(
         (
             inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
@@ -41,22 +50,50 @@ async def serve(settings: Settings, runtime: BedrockRuntime) -> None:
     try:
         server.add_insecure_port(settings.listen)
     except RuntimeError as exc:
+        probes.close()
         raise ListenError(
             f"INFERENCE_LISTEN={settings.listen!r}: cannot listen there"
             " (in use, or not an address of this machine)"
         ) from exc
+    # Bound first (a taken port fails at once), probed next, so the first health
+    # answer any client gets is a real one.
+    await health.start()
+    if publisher is not None:
+        await publisher.start()
     await server.start()
     logger.info("inference service listening", extra={"address": settings.listen})
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-
-    logger.info("inference service stopping")
-    # Readiness probes see NOT_SERVING while running streams finish.
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(settings.shutdown_grace_s)
+    signal_received = await received
+    logger.info(f"inference service stopping on {signal_received.name}")
+    await health.stop()
+    await drain(
+        server,
+        health.servicer,
+        delay=settings.shutdown_delay_s,
+        grace=settings.shutdown_grace_s,
+        received=signal_received,
+    )
     runtime.close()
+    if publisher is not None:
+        await publisher.stop()
     logger.info("inference service stopped")
+
+
+def _cloudwatch_publisher(
+    settings: Settings, health: InferenceHealth
+) -> cloudwatch.CloudWatchPublisher | None:
+    """Token metrics to CloudWatch when a namespace is set; its state is the `cloudwatch` name."""
+    if settings.cloudwatch_namespace is None:
+        return None
+    health.add_optional(cloudwatch.HEALTH_NAME)
+
+    async def on_state(serving: bool, reason: str) -> None:
+        await health.board.set(cloudwatch.HEALTH_NAME, serving, reason)
+
+    return cloudwatch.CloudWatchPublisher(
+        cloudwatch.build_client(settings.aws_region),
+        settings.cloudwatch_namespace,
+        interval_s=settings.cloudwatch_interval_s,
+        max_queue=settings.cloudwatch_queue_size,
+        on_state=on_state,
+    )

@@ -18,7 +18,6 @@ from dualnova.conversation import (
     validate_system,
 )
 from dualnova.inference.v1 import inference_pb2
-
 from inference_service.config import Settings
 
 __all__ = ["InvalidRequest", "validate"]

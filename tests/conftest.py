@@ -7,6 +7,7 @@ Each test starts with a clean emulator: no faults, empty request log.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from dualnova.stack import EmulatorHandle, ServiceHandle, Stack
 
 # Fast pacing: tests check content and order, not speed.
 TEST_PACE = 0.02
+
+# Every service a test starts inherits these unless the test sets its own: no
+# background health probes landing in another test's emulator log, and no drain
+# delay when a fixture stops a service. Health and shutdown tests set short ones.
+os.environ.setdefault("DUALNOVA_HEALTH_INTERVAL", "3600")
+os.environ.setdefault("INFERENCE_SHUTDOWN_DELAY", "0")
+os.environ.setdefault("GATEWAY_SHUTDOWN_DELAY", "0")
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,13 @@ from typing import Any
 
 import boto3
 import pytest
-from urllib3.exceptions import ReadTimeoutError
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
+from urllib3.exceptions import ReadTimeoutError
 
 from bedrock_emulator import catalog, eventstream
 from bedrock_emulator.answers import Answer, compose_answer, count_tokens
@@ -184,7 +184,6 @@ def test_stream_on_the_wire_is_framed_like_bedrock_with_padding(emulator: Emulat
     assert payloads[1] == {"contentBlockIndex": 0, "delta": {"text": first_piece}}
 
 
-
 def test_converse_stream_sends_bedrock_events_in_order(emulator: EmulatorHandle) -> None:
     response = client(emulator).converse_stream(modelId=MICRO, **conversation())
     events = list(response["stream"])
@@ -305,9 +304,10 @@ def test_prompt_cache_is_written_once_then_read(emulator: EmulatorHandle) -> Non
 def test_inference_profile_ids_and_arns_run_their_model(emulator: EmulatorHandle) -> None:
     profile_arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0"
     for model in ("us.amazon.nova-pro-v1:0", "apac.amazon.nova-pro-v1:0", profile_arn):
-        assert streamed_text(stream_events(emulator, model, conversation())) == compose_answer(
-            PRO, conversation()
-        ).text
+        assert (
+            streamed_text(stream_events(emulator, model, conversation()))
+            == compose_answer(PRO, conversation()).text
+        )
         entry = last_entry(emulator)
         assert (entry["model_id"], entry["resolved_model_id"]) == (model, PRO)
 

@@ -24,7 +24,10 @@ from dualnova.stack import EmulatorHandle, ServiceHandle
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"
 # Route defaults the gateway applies (design: Micro 1024 @ 0.3, Pro 2048 @ 0.5).
-DEFAULTS = {"micro": {"maxTokens": 1024, "temperature": 0.3}, "pro": {"maxTokens": 2048, "temperature": 0.5}}
+DEFAULTS = {
+    "micro": {"maxTokens": 1024, "temperature": 0.3},
+    "pro": {"maxTokens": 2048, "temperature": 0.5},
+}
 QUESTION = "서울에서 부산까지 KTX로 얼마나 걸리나요? 🚄"
 
 
@@ -56,7 +59,9 @@ def user(text: str) -> chat_pb2.Message:
     return chat_pb2.Message(role=chat_pb2.ROLE_USER, text=text)
 
 
-def dual_chat(stub: gateway_pb2_grpc.GatewayStub, request: gateway_pb2.DualChatRequest) -> DualResult:
+def dual_chat(
+    stub: gateway_pb2_grpc.GatewayStub, request: gateway_pb2.DualChatRequest
+) -> DualResult:
     call = stub.DualChat(request, timeout=30)
     order: list[tuple[str, str]] = []
     routes: dict[str, RouteResult] = defaultdict(RouteResult)
@@ -85,7 +90,9 @@ def dual_chat(stub: gateway_pb2_grpc.GatewayStub, request: gateway_pb2.DualChatR
     return DualResult(order, dict(routes), summary, metadata.get("x-trace-id"))
 
 
-def converse_request(route: str, question: str, system: list[str] | None = None, **config: Any) -> dict[str, Any]:
+def converse_request(
+    route: str, question: str, system: list[str] | None = None, **config: Any
+) -> dict[str, Any]:
     """The Converse request the gateway and inference service should make for a route."""
     request: dict[str, Any] = {
         "messages": [{"role": "user", "content": [{"text": question}]}],
@@ -152,24 +159,34 @@ def test_interleaved_ordering_relays_pro_while_micro_still_streams(stub, emulato
     emulator.add_fault(kind="slow", model=MICRO, delay_ms=40)
     result = dual_chat(
         stub,
-        gateway_pb2.DualChatRequest(messages=[user("Why interleave?")], ordering=gateway_pb2.ORDERING_INTERLEAVED),
+        gateway_pb2.DualChatRequest(
+            messages=[user("Why interleave?")], ordering=gateway_pb2.ORDERING_INTERLEAVED
+        ),
     )
     micro_stop = result.order.index(("micro", "stop"))
     pro_deltas = [i for i, event in enumerate(result.order) if event == ("pro", "delta")]
     assert pro_deltas and pro_deltas[0] < micro_stop, result.order
-    assert result.routes["micro"].text == compose_answer(MICRO, converse_request("micro", "Why interleave?")).text
+    assert (
+        result.routes["micro"].text
+        == compose_answer(MICRO, converse_request("micro", "Why interleave?")).text
+    )
 
 
 def test_micro_first_ordering_holds_pro_until_micro_ends(stub, emulator) -> None:
     emulator.add_fault(kind="slow", model=MICRO, delay_ms=20)
     result = dual_chat(
         stub,
-        gateway_pb2.DualChatRequest(messages=[user("Micro first, please")], ordering=gateway_pb2.ORDERING_MICRO_FIRST),
+        gateway_pb2.DualChatRequest(
+            messages=[user("Micro first, please")], ordering=gateway_pb2.ORDERING_MICRO_FIRST
+        ),
     )
     micro_stop = result.order.index(("micro", "stop"))
     first_pro = next(i for i, (route, _) in enumerate(result.order) if route == "pro")
     assert first_pro > micro_stop, result.order
-    assert result.routes["pro"].text == compose_answer(PRO, converse_request("pro", "Micro first, please")).text
+    assert (
+        result.routes["pro"].text
+        == compose_answer(PRO, converse_request("pro", "Micro first, please")).text
+    )
 
 
 def test_per_route_overrides_reach_bedrock(stub, emulator) -> None:
@@ -178,9 +195,13 @@ def test_per_route_overrides_reach_bedrock(stub, emulator) -> None:
         system=["You are concise."],
         inference_config=chat_pb2.InferenceConfig(top_p=0.9),
         micro=gateway_pb2.RouteOverride(
-            system=["한국어로 답하세요."], inference_config=chat_pb2.InferenceConfig(max_tokens=12, temperature=0.1)
+            system=["한국어로 답하세요."],
+            inference_config=chat_pb2.InferenceConfig(max_tokens=12, temperature=0.1),
         ),
-        pro=gateway_pb2.RouteOverride(system=["Answer in English."], inference_config=chat_pb2.InferenceConfig(stop_sequences=["셋째"])),
+        pro=gateway_pb2.RouteOverride(
+            system=["Answer in English."],
+            inference_config=chat_pb2.InferenceConfig(stop_sequences=["셋째"]),
+        ),
     )
     result = dual_chat(stub, request)
     log = stream_entries(emulator)
@@ -212,7 +233,11 @@ def test_cache_system_sends_a_separate_cache_point_and_reports_cache_tokens(stub
     first = dual_chat(stub, request)
     bodies = [e["body"] for e in emulator.requests() if e["operation"] == "ConverseStream"]
     assert bodies and all(
-        body["system"] == [{"text": "You are a careful assistant who explains AWS costs."}, {"cachePoint": {"type": "default"}}]
+        body["system"]
+        == [
+            {"text": "You are a careful assistant who explains AWS costs."},
+            {"cachePoint": {"type": "default"}},
+        ]
         for body in bodies
     )
     second = dual_chat(stub, request)
@@ -249,7 +274,8 @@ def test_request_bedrock_rejects_is_invalid_argument_with_bedrocks_message(stub,
     result = dual_chat(
         stub,
         gateway_pb2.DualChatRequest(
-            messages=[user("Write a very long essay")], inference_config=chat_pb2.InferenceConfig(max_tokens=100_000)
+            messages=[user("Write a very long essay")],
+            inference_config=chat_pb2.InferenceConfig(max_tokens=100_000),
         ),
     )
     entries = [e for e in emulator.requests() if e["operation"] == "ConverseStream"]

@@ -50,7 +50,8 @@ def test_flag_stands_for_its_variable() -> None:
 
 
 def test_gateway_serves_health_and_reflection_and_stops_on_sigterm() -> None:
-    # The upstream target need not exist: the gateway's own health does not call it.
+    # Nothing listens upstream: the gateway still serves health and reflection, and
+    # reports every route (so "" too) NOT_SERVING rather than failing to answer.
     gateway = ServiceHandle(
         "gateway",
         "gateway",
@@ -61,9 +62,15 @@ def test_gateway_serves_health_and_reflection_and_stops_on_sigterm() -> None:
     try:
         with grpc.insecure_channel(gateway.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            for name in ("", "dualnova.gateway.v1.Gateway"):
+            for name in (
+                "",
+                "dualnova.gateway.v1.Gateway",
+                "inference",
+                "route/micro",
+                "route/pro",
+            ):
                 reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
-                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING, name
 
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
             answers = reflection.ServerReflectionInfo(

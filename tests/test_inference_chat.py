@@ -29,9 +29,7 @@ def stub(inference: ServiceHandle) -> Iterator[inference_pb2_grpc.InferenceServi
         yield inference_pb2_grpc.InferenceServiceStub(channel)
 
 
-def ask(
-    model: str, question: str = QUESTION, **fields: Any
-) -> inference_pb2.ChatRequest:
+def ask(model: str, question: str = QUESTION, **fields: Any) -> inference_pb2.ChatRequest:
     return inference_pb2.ChatRequest(
         model=model, messages=[chat_pb2.Message(role=USER, text=question)], **fields
     )
@@ -151,7 +149,11 @@ def test_stop_sequence_cuts_the_answer(
 def test_conversation_history_reaches_bedrock_in_order(
     stub: inference_pb2_grpc.InferenceServiceStub, emulator: EmulatorHandle
 ) -> None:
-    turns = [(USER, "안녕하세요"), (ASSISTANT, "안녕하세요! 무엇을 도와드릴까요?"), (USER, QUESTION)]
+    turns = [
+        (USER, "안녕하세요"),
+        (ASSISTANT, "안녕하세요! 무엇을 도와드릴까요?"),
+        (USER, QUESTION),
+    ]
     request = inference_pb2.ChatRequest(
         model="pro", messages=[chat_pb2.Message(role=r, text=t) for r, t in turns]
     )

@@ -23,9 +23,7 @@ def client_error(code: str, message: str = "it went wrong") -> boto.ClientError:
 
 def stream_error(code: str, message: str = "it went wrong") -> boto.EventStreamError:
     """What botocore raises for an exception message inside the event stream (lowerCamel code)."""
-    return boto.EventStreamError(
-        {"Error": {"Code": code, "Message": message}}, "ConverseStream"
-    )
+    return boto.EventStreamError({"Error": {"Code": code, "Message": message}}, "ConverseStream")
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dualnova.cli import chat, up
+from dualnova.cli import chat, health, up
 
-COMMANDS = (chat, up)
+COMMANDS = (chat, health, up)
 
 
 def build_parser() -> argparse.ArgumentParser:

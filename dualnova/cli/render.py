@@ -344,4 +344,3 @@ def _token_cells(name: str, usage: chat_pb2.Usage | None) -> tuple[str, ...]:
         str(usage.cache_read_input_tokens),
         str(usage.cache_write_input_tokens),
     )
-

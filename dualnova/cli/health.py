@@ -1,0 +1,175 @@
+"""`dualnova health`: a server's grpc.health.v1 status, for platforms and for people.
+
+Exit status as grpc_health_probe's, so an ECS container health check or a
+compose healthcheck can run it unchanged: 0 SERVING, 1 bad arguments,
+2 no connection within the timeout, 3 the health RPC failed (unknown name,
+no health service, no answer in time), 4 the name is not SERVING.
+`--all` also prints every name and its status (one List call, gRPC A90); the
+exit status still answers for --service (the whole server by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn, TextIO
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE
+from dualnova.settings import ConfigError, environ
+from dualnova.targets import check_target, read_target
+
+__all__ = [
+    "EXIT_CONNECTION_FAILED",
+    "EXIT_RPC_FAILED",
+    "EXIT_SERVING",
+    "EXIT_UNHEALTHY",
+    "EXIT_USAGE",
+    "add_parser",
+    "run",
+]
+
+EXIT_SERVING = 0
+EXIT_USAGE = 1
+EXIT_CONNECTION_FAILED = 2
+EXIT_RPC_FAILED = 3
+EXIT_UNHEALTHY = 4
+
+DEFAULT_TIMEOUT_S = 2.0
+PROG = "dualnova health"
+
+_STATUS_NAMES = {
+    value: name for name, value in health_pb2.HealthCheckResponse.ServingStatus.items()
+}
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "health",
+        help="check a server's health (exit status as grpc_health_probe)",
+        description="Ask a DualNova server (or any gRPC server) for its grpc.health.v1 status."
+        " Exit status: 0 SERVING, 1 bad arguments, 2 connection failed, 3 health RPC failed,"
+        " 4 not SERVING.",
+    )
+    parser.add_argument(
+        "--addr",
+        metavar="HOST:PORT",
+        help=f"the server, HOST:PORT or a gRPC target [{GATEWAY_VARIABLE}]"
+        f" (default {DEFAULT_GATEWAY}, the gateway)",
+    )
+    parser.add_argument(
+        "--service",
+        default="",
+        metavar="NAME",
+        help='the health name to check, e.g. model/micro (default "": the whole server)',
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="print every health name and its status (List RPC)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds to connect, and again for the RPC (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    _usage_errors_exit_1(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.addr is not None:
+            check_target(args.addr, "--addr")
+            target = args.addr
+        else:
+            target = read_target(environ(), GATEWAY_VARIABLE, DEFAULT_GATEWAY)
+    except ConfigError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    with grpc.insecure_channel(target) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=args.timeout)
+        except grpc.FutureTimeoutError:
+            print(f"{PROG}: cannot connect to {target} within {args.timeout:g} s", file=sys.stderr)
+            return EXIT_CONNECTION_FAILED
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            if args.all:
+                return _list(stub, args.service, args.timeout, sys.stdout)
+            return _check(stub, args.service, args.timeout, sys.stdout)
+        except grpc.RpcError as error:
+            print(f"{PROG}: {_rpc_failure(error, args.service, args.timeout)}", file=sys.stderr)
+            return EXIT_RPC_FAILED
+
+
+def _check(stub: health_pb2_grpc.HealthStub, name: str, timeout: float, out: TextIO) -> int:
+    response = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=timeout)
+    return _verdict(name, response.status, out)
+
+
+def _list(stub: health_pb2_grpc.HealthStub, name: str, timeout: float, out: TextIO) -> int:
+    response = stub.List(health_pb2.HealthListRequest(), timeout=timeout)
+    statuses = {key: value.status for key, value in response.statuses.items()}
+    width = max(len(_shown(key)) for key in (*statuses, "NAME"))
+    print(f"{'NAME':<{width}}  STATUS", file=out)
+    for key in sorted(statuses):
+        print(f"{_shown(key):<{width}}  {_STATUS_NAMES[statuses[key]]}", file=out)
+    if name not in statuses:
+        print(f"{PROG}: the server lists no health name {name!r}", file=sys.stderr)
+        return EXIT_RPC_FAILED
+    if statuses[name] != health_pb2.HealthCheckResponse.SERVING:
+        return _unhealthy(name, statuses[name])
+    return EXIT_SERVING
+
+
+def _verdict(name: str, status: int, out: TextIO) -> int:
+    if status != health_pb2.HealthCheckResponse.SERVING:
+        return _unhealthy(name, status)
+    print("status: SERVING", file=out)
+    return EXIT_SERVING
+
+
+def _unhealthy(name: str, status: int) -> int:
+    what = "server" if name == "" else repr(name)
+    print(f"{PROG}: {what} unhealthy (responded with {_STATUS_NAMES[status]})", file=sys.stderr)
+    return EXIT_UNHEALTHY
+
+
+def _rpc_failure(error: grpc.RpcError, name: str, timeout: float) -> str:
+    code = error.code()
+    if code is grpc.StatusCode.NOT_FOUND:
+        return f"the server does not know the health name {name!r}"
+    if code is grpc.StatusCode.UNIMPLEMENTED:
+        return "the server does not implement this part of grpc.health.v1"
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the health RPC did not complete within {timeout:g} s"
+    return f"the health RPC failed: {code.name}: {error.details()}"
+
+
+def _shown(name: str) -> str:
+    return '""' if name == "" else name
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return number
+
+
+def _usage_errors_exit_1(parser: argparse.ArgumentParser) -> None:
+    """grpc_health_probe exits 1 for bad arguments; argparse's 2 means 'connection failed' here."""
+
+    def error(message: str) -> NoReturn:
+        parser.print_usage(sys.stderr)
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]

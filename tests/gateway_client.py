@@ -1,0 +1,76 @@
+"""A DualChat caller for tests: one call through the generated stub, collected per route.
+
+Every test that talks to a real gateway uses this, so "what the caller
+received" means the same thing in the end-to-end, tracing, metrics and
+CloudWatch tests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import grpc
+
+from dualnova.chat.v1 import chat_pb2
+from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+
+@dataclass
+class RouteResult:
+    events: list[str] = field(default_factory=list)  # event kinds in arrival order
+    start: chat_pb2.Start | None = None
+    text: str = ""
+    usage: chat_pb2.Usage | None = None
+    stop: chat_pb2.Stop | None = None
+    error: gateway_pb2.RouteError | None = None
+
+
+@dataclass
+class DualResult:
+    order: list[tuple[str, str]]  # (route, event kind) as received, summary last
+    routes: dict[str, RouteResult]
+    summary: gateway_pb2.Summary
+    trace_header: str | None  # the x-trace-id initial metadata
+
+
+def user(text: str) -> chat_pb2.Message:
+    return chat_pb2.Message(role=chat_pb2.ROLE_USER, text=text)
+
+
+def ask(question: str) -> gateway_pb2.DualChatRequest:
+    """A DualChatRequest of one user message and nothing else."""
+    return gateway_pb2.DualChatRequest(messages=[user(question)])
+
+
+def dual_chat(
+    address: str,
+    request: gateway_pb2.DualChatRequest,
+    *,
+    metadata: tuple[tuple[str, str], ...] = (),
+    timeout: float = 30,
+) -> DualResult:
+    """One DualChat; fails unless the stream ends with exactly one summary, last."""
+    with grpc.insecure_channel(address) as channel:
+        call = gateway_pb2_grpc.GatewayStub(channel).DualChat(
+            request, timeout=timeout, metadata=metadata
+        )
+        order: list[tuple[str, str]] = []
+        routes: dict[str, RouteResult] = defaultdict(RouteResult)
+        summary = None
+        for response in call:
+            kind = response.WhichOneof("event")
+            order.append((response.route, kind))
+            if kind == "summary":
+                summary = response.summary
+                continue
+            route = routes[response.route]
+            route.events.append(kind)
+            if kind == "delta":
+                route.text += response.delta.text
+            else:
+                setattr(route, kind, getattr(response, kind))
+        assert summary is not None, "the stream ended without a summary"
+        assert order[-1] == ("", "summary"), "the summary must be the last event"
+        header = dict(call.initial_metadata()).get("x-trace-id")
+    return DualResult(order, dict(routes), summary, header)

@@ -8,13 +8,11 @@ or re-encoded delta, an estimated token count, a wrong total.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 import pytest
+from gateway_client import dual_chat, user
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
@@ -29,65 +27,6 @@ DEFAULTS = {
     "pro": {"maxTokens": 2048, "temperature": 0.5},
 }
 QUESTION = "서울에서 부산까지 KTX로 얼마나 걸리나요? 🚄"
-
-
-@dataclass
-class RouteResult:
-    events: list[str] = field(default_factory=list)
-    start: chat_pb2.Start | None = None
-    text: str = ""
-    usage: chat_pb2.Usage | None = None
-    stop: chat_pb2.Stop | None = None
-    error: gateway_pb2.RouteError | None = None
-
-
-@dataclass
-class DualResult:
-    order: list[tuple[str, str]]  # (route, event kind) as received
-    routes: dict[str, RouteResult]
-    summary: gateway_pb2.Summary
-    trace_header: str | None
-
-
-@pytest.fixture
-def stub(gateway: ServiceHandle) -> Iterator[gateway_pb2_grpc.GatewayStub]:
-    with grpc.insecure_channel(gateway.address) as channel:
-        yield gateway_pb2_grpc.GatewayStub(channel)
-
-
-def user(text: str) -> chat_pb2.Message:
-    return chat_pb2.Message(role=chat_pb2.ROLE_USER, text=text)
-
-
-def dual_chat(
-    stub: gateway_pb2_grpc.GatewayStub, request: gateway_pb2.DualChatRequest
-) -> DualResult:
-    call = stub.DualChat(request, timeout=30)
-    order: list[tuple[str, str]] = []
-    routes: dict[str, RouteResult] = defaultdict(RouteResult)
-    summary = None
-    for response in call:
-        kind = response.WhichOneof("event")
-        order.append((response.route, kind))
-        if kind == "summary":
-            summary = response.summary
-            continue
-        route = routes[response.route]
-        route.events.append(kind)
-        if kind == "start":
-            route.start = response.start
-        elif kind == "delta":
-            route.text += response.delta.text
-        elif kind == "usage":
-            route.usage = response.usage
-        elif kind == "stop":
-            route.stop = response.stop
-        elif kind == "error":
-            route.error = response.error
-    assert summary is not None, "the stream ended without a summary"
-    assert order[-1] == ("", "summary"), "summary must be the last event"
-    metadata = dict(call.initial_metadata())
-    return DualResult(order, dict(routes), summary, metadata.get("x-trace-id"))
 
 
 def converse_request(
@@ -123,8 +62,10 @@ def stream_entries(emulator: EmulatorHandle) -> dict[str, dict[str, Any]]:
     return by_model
 
 
-def test_dual_chat_streams_both_answers_exactly(stub, emulator: EmulatorHandle) -> None:
-    result = dual_chat(stub, gateway_pb2.DualChatRequest(messages=[user(QUESTION)]))
+def test_dual_chat_streams_both_answers_exactly(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
+    result = dual_chat(gateway.address, gateway_pb2.DualChatRequest(messages=[user(QUESTION)]))
     log = stream_entries(emulator)
 
     for route, model in (("micro", MICRO), ("pro", PRO)):
@@ -154,11 +95,13 @@ def test_dual_chat_streams_both_answers_exactly(stub, emulator: EmulatorHandle) 
     assert result.trace_header == summary.trace_id
 
 
-def test_interleaved_ordering_relays_pro_while_micro_still_streams(stub, emulator) -> None:
+def test_interleaved_ordering_relays_pro_while_micro_still_streams(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     # Slow Micro down so Pro's deltas must arrive while Micro is still streaming.
     emulator.add_fault(kind="slow", model=MICRO, delay_ms=40)
     result = dual_chat(
-        stub,
+        gateway.address,
         gateway_pb2.DualChatRequest(
             messages=[user("Why interleave?")], ordering=gateway_pb2.ORDERING_INTERLEAVED
         ),
@@ -172,10 +115,12 @@ def test_interleaved_ordering_relays_pro_while_micro_still_streams(stub, emulato
     )
 
 
-def test_micro_first_ordering_holds_pro_until_micro_ends(stub, emulator) -> None:
+def test_micro_first_ordering_holds_pro_until_micro_ends(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     emulator.add_fault(kind="slow", model=MICRO, delay_ms=20)
     result = dual_chat(
-        stub,
+        gateway.address,
         gateway_pb2.DualChatRequest(
             messages=[user("Micro first, please")], ordering=gateway_pb2.ORDERING_MICRO_FIRST
         ),
@@ -189,7 +134,9 @@ def test_micro_first_ordering_holds_pro_until_micro_ends(stub, emulator) -> None
     )
 
 
-def test_per_route_overrides_reach_bedrock(stub, emulator) -> None:
+def test_per_route_overrides_reach_bedrock(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     request = gateway_pb2.DualChatRequest(
         messages=[user("Explain gRPC deadlines")],
         system=["You are concise."],
@@ -203,7 +150,7 @@ def test_per_route_overrides_reach_bedrock(stub, emulator) -> None:
             inference_config=chat_pb2.InferenceConfig(stop_sequences=["셋째"]),
         ),
     )
-    result = dual_chat(stub, request)
+    result = dual_chat(gateway.address, request)
     log = stream_entries(emulator)
 
     micro_body = log[MICRO]["body"]
@@ -224,13 +171,15 @@ def test_per_route_overrides_reach_bedrock(stub, emulator) -> None:
     assert result.routes["pro"].text == compose_answer(PRO, pro_body).text
 
 
-def test_cache_system_sends_a_separate_cache_point_and_reports_cache_tokens(stub, emulator) -> None:
+def test_cache_system_sends_a_separate_cache_point_and_reports_cache_tokens(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     request = gateway_pb2.DualChatRequest(
         messages=[user("What does caching save?")],
         system=["You are a careful assistant who explains AWS costs."],
         cache_system=True,
     )
-    first = dual_chat(stub, request)
+    first = dual_chat(gateway.address, request)
     bodies = [e["body"] for e in emulator.requests() if e["operation"] == "ConverseStream"]
     assert bodies and all(
         body["system"]
@@ -240,7 +189,7 @@ def test_cache_system_sends_a_separate_cache_point_and_reports_cache_tokens(stub
         ]
         for body in bodies
     )
-    second = dual_chat(stub, request)
+    second = dual_chat(gateway.address, request)
     for route in ("micro", "pro"):
         written = first.routes[route].usage
         read = second.routes[route].usage
@@ -252,9 +201,11 @@ def test_cache_system_sends_a_separate_cache_point_and_reports_cache_tokens(stub
     )
 
 
-def test_one_route_failing_mid_stream_leaves_the_other_complete(stub, emulator) -> None:
+def test_one_route_failing_mid_stream_leaves_the_other_complete(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     emulator.add_fault(kind="mid_stream_error", model=PRO, after_deltas=3)
-    result = dual_chat(stub, gateway_pb2.DualChatRequest(messages=[user(QUESTION)]))
+    result = dual_chat(gateway.address, gateway_pb2.DualChatRequest(messages=[user(QUESTION)]))
 
     pro = result.routes["pro"]
     assert pro.error is not None and pro.error.code == "UNAVAILABLE"
@@ -269,10 +220,12 @@ def test_one_route_failing_mid_stream_leaves_the_other_complete(stub, emulator) 
     assert result.summary.total == micro.usage
 
 
-def test_request_bedrock_rejects_is_invalid_argument_with_bedrocks_message(stub, emulator) -> None:
+def test_request_bedrock_rejects_is_invalid_argument_with_bedrocks_message(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     # The services leave model-specific limits to Bedrock; the emulator enforces Nova's.
     result = dual_chat(
-        stub,
+        gateway.address,
         gateway_pb2.DualChatRequest(
             messages=[user("Write a very long essay")],
             inference_config=chat_pb2.InferenceConfig(max_tokens=100_000),
@@ -288,9 +241,13 @@ def test_request_bedrock_rejects_is_invalid_argument_with_bedrocks_message(stub,
     assert len(result.summary.usage_by_route) == 0
 
 
-def test_invalid_request_is_rejected_by_the_gateway_before_any_bedrock_call(stub, emulator) -> None:
+def test_invalid_request_is_rejected_by_the_gateway_before_any_bedrock_call(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     with pytest.raises(grpc.RpcError) as raised:
-        list(stub.DualChat(gateway_pb2.DualChatRequest(messages=[]), timeout=10))
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            list(stub.DualChat(gateway_pb2.DualChatRequest(messages=[]), timeout=10))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "messages" in raised.value.details()
     assert emulator.requests() == []

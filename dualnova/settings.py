@@ -7,8 +7,10 @@ turns into a one-line message and exit status 2 (never a traceback later).
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 
 class ConfigError(Exception):
@@ -106,3 +108,34 @@ def _check_range(
 def environ() -> Mapping[str, str]:
     """The process environment, as the readers take it (tests pass their own mapping)."""
     return os.environ
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag and the environment variable it stands for."""
+
+    option: str
+    variable: str
+    help: str
+
+
+def flag_overrides(
+    flags: Sequence[Flag],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    epilog: str | None = None,
+) -> dict[str, str]:
+    """The variables given as flags on the command line, by variable name.
+
+    A flag means exactly what its variable means, so a service parses its
+    flags into this mapping and lays it over the environment before load().
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog)
+    for flag in flags:
+        parser.add_argument(
+            flag.option, dest=flag.variable, metavar="VALUE", help=f"{flag.help} [{flag.variable}]"
+        )
+    namespace = parser.parse_args(argv)
+    return {name: value for name, value in vars(namespace).items() if value is not None}

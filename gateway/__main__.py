@@ -6,13 +6,13 @@ its variable); a bad value ends the program with one line and status 2.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 from collections.abc import Sequence
 
 from dualnova import logs, telemetry
+from dualnova.settings import flag_overrides
 from gateway import server
 from gateway.config import FLAGS, ConfigError, load
 
@@ -21,18 +21,13 @@ PROG = "gateway"
 
 def parse_env(argv: Sequence[str] | None = None) -> dict[str, str]:
     """The environment with every given flag written over its variable."""
-    parser = argparse.ArgumentParser(
+    overrides = flag_overrides(
+        FLAGS,
+        argv,
         prog=f"python -m {PROG}",
         description="DualNova gateway: DualChat over Nova Micro and Nova Pro.",
     )
-    for flag in FLAGS:
-        parser.add_argument(
-            flag.option, dest=flag.variable, metavar="VALUE", help=f"{flag.help} [{flag.variable}]"
-        )
-    args = parser.parse_args(argv)
-    env = dict(os.environ)
-    env.update({name: value for name, value in vars(args).items() if value is not None})
-    return env
+    return {**os.environ, **overrides}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

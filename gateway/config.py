@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dualnova.health_service import DEFAULT_INTERVAL_S, INTERVAL_VARIABLE, read_interval
-from dualnova.settings import ConfigError, read_address, read_float, read_int
+from dualnova.settings import ConfigError, Flag, read_address, read_float, read_int
 from dualnova.targets import read_target
 
 __all__ = [
@@ -38,15 +38,6 @@ class RouteDefaults:
 # micro answers short and focused, pro longer and a little freer.
 MICRO_DEFAULTS = RouteDefaults(max_tokens=1024, temperature=0.3)
 PRO_DEFAULTS = RouteDefaults(max_tokens=2048, temperature=0.5)
-
-
-@dataclass(frozen=True)
-class Flag:
-    """One command-line flag and the environment variable it stands for."""
-
-    option: str
-    variable: str
-    help: str
 
 
 FLAGS: tuple[Flag, ...] = (

@@ -7,14 +7,13 @@ on stderr and exit status 2, before a caller could reach it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
 from collections.abc import Sequence
 
 from dualnova import logs, telemetry
-from dualnova.settings import ConfigError
+from dualnova.settings import ConfigError, flag_overrides
 from inference_service import config
 from inference_service.bedrock import BedrockSetupError, build_client, open_session
 from inference_service.bedrock_probes import build_probes
@@ -25,18 +24,14 @@ PROG = "inference_service"
 
 def _parse_flags(argv: Sequence[str] | None) -> dict[str, str]:
     """Flags as the variables they stand for; only flags given on the command line."""
-    parser = argparse.ArgumentParser(
+    return flag_overrides(
+        config.FLAGS,
+        argv,
         prog=f"python -m {PROG}",
         description="Bedrock ConverseStream behind the gRPC InferenceService.Chat RPC.",
         epilog="Each flag overrides its environment variable. AWS settings (AWS_REGION,"
         " credentials, AWS_ENDPOINT_URL_BEDROCK_RUNTIME) come from the standard AWS chain.",
     )
-    for flag in config.FLAGS:
-        parser.add_argument(
-            flag.option, dest=flag.variable, metavar="VALUE", help=f"{flag.help} [{flag.variable}]"
-        )
-    namespace = parser.parse_args(argv)
-    return {name: value for name, value in vars(namespace).items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

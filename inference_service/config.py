@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dualnova.health_service import INTERVAL_VARIABLE, read_interval
 from dualnova.settings import (
     ConfigError,
+    Flag,
     read_address,
     read_bool,
     read_float,
@@ -25,15 +26,6 @@ __all__ = ["ConfigError", "FLAGS", "Flag", "Settings", "load"]
 
 MICRO_ALIAS = "micro"
 PRO_ALIAS = "pro"
-
-
-@dataclass(frozen=True)
-class Flag:
-    """One command-line flag and the environment variable it stands for."""
-
-    option: str
-    variable: str
-    help: str
 
 
 FLAGS: tuple[Flag, ...] = (

@@ -57,6 +57,14 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def gateway_target(option_value: str | None, option: str) -> str:
+    """The gateway to call: the option if given, else DUALNOVA_GATEWAY, else the default."""
+    if option_value is not None:
+        check_target(option_value, option)
+        return option_value
+    return read_target(environ(), GATEWAY_VARIABLE, DEFAULT_GATEWAY)
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.question.strip():
         print("dualnova chat: the question must not be empty", file=sys.stderr)
@@ -65,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print("dualnova chat: --system must not be empty", file=sys.stderr)
         return EXIT_USAGE
     try:
-        if args.gateway is not None:
-            check_target(args.gateway, "--gateway")
-            target = args.gateway
-        else:
-            target = read_target(environ(), GATEWAY_VARIABLE, DEFAULT_GATEWAY)
+        target = gateway_target(args.gateway, "--gateway")
     except ConfigError as error:
         print(f"dualnova chat: {error}", file=sys.stderr)
         return EXIT_USAGE

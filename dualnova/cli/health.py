@@ -17,9 +17,8 @@ from typing import Any, NoReturn, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE
-from dualnova.settings import ConfigError, environ
-from dualnova.targets import check_target, read_target
+from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE, gateway_target
+from dualnova.settings import ConfigError
 
 __all__ = [
     "EXIT_CONNECTION_FAILED",
@@ -83,11 +82,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        if args.addr is not None:
-            check_target(args.addr, "--addr")
-            target = args.addr
-        else:
-            target = read_target(environ(), GATEWAY_VARIABLE, DEFAULT_GATEWAY)
+        target = gateway_target(args.addr, "--addr")
     except ConfigError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE

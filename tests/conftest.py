@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, running_pair
 
 from dualnova.stack import EmulatorHandle, ServiceHandle, Stack
 
@@ -75,3 +76,25 @@ def gateway(stack: Stack, inference: ServiceHandle) -> ServiceHandle:
     if not stack.gateway.running:
         stack.gateway.start()
     return stack.gateway
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[OtlpCollector]:
+    """An OTLP collector of the test module's own, on a loopback port."""
+    started = OtlpCollector().start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def exporting_pair(
+    emulator: EmulatorHandle,
+    collector: OtlpCollector,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Pair]:
+    """An inference service and a gateway exporting traces and metrics to `collector`."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, **FAST_EXPORT}
+    with running_pair(
+        emulator, tmp_path_factory.mktemp("exporting"), inference_env=env, gateway_env=env
+    ) as started:
+        yield started

@@ -8,7 +8,6 @@ test starts from settled values.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,7 @@ import grpc
 import pytest
 from gateway_client import ask, dual_chat, user
 from polling import wait_until
-from telemetry_support import FAST_EXPORT, MICRO, PRO, OtlpCollector, Pair, running_pair
+from telemetry_support import MICRO, PRO, OtlpCollector, Pair
 
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.stack import EmulatorHandle
@@ -29,26 +28,6 @@ DURATION = "gen_ai.client.operation.duration"
 FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
 REQUESTS = "dualnova.inference.requests"
 ROUTE_CALLS = "dualnova.gateway.route.calls"
-
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[OtlpCollector]:
-    started = OtlpCollector().start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def pair(
-    emulator: EmulatorHandle,
-    collector: OtlpCollector,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Pair]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, **FAST_EXPORT}
-    with running_pair(
-        emulator, tmp_path_factory.mktemp("metrics"), inference_env=env, gateway_env=env
-    ) as started:
-        yield started
 
 
 def genai(model: str, route: str, **more: str) -> dict[str, str]:
@@ -112,7 +91,7 @@ class Series:
 
 
 def test_a_dual_chat_records_tokens_duration_first_chunk_and_requests_per_route(
-    pair: Pair, collector: OtlpCollector
+    exporting_pair: Pair, collector: OtlpCollector
 ) -> None:
     def series(service: str, metric: str, attributes: dict[str, str]) -> Series:
         return Series(collector, service, metric, attributes)
@@ -128,7 +107,7 @@ def test_a_dual_chat_records_tokens_duration_first_chunk_and_requests_per_route(
         }
         for route, model in MODELS.items()
     }
-    result = dual_chat(pair.gateway.address, ask("Count my tokens"))
+    result = dual_chat(exporting_pair.gateway.address, ask("Count my tokens"))
 
     for route in MODELS:
         usage = result.routes[route].usage
@@ -146,7 +125,7 @@ def test_a_dual_chat_records_tokens_duration_first_chunk_and_requests_per_route(
 
 
 def test_a_failed_call_is_counted_by_status_and_its_duration_by_error_type(
-    pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
+    exporting_pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
 ) -> None:
     throttled = Series(collector, INFERENCE, REQUESTS, requests(PRO, "pro", "RESOURCE_EXHAUSTED"))
     failed_duration = Series(
@@ -160,7 +139,7 @@ def test_a_failed_call_is_counted_by_status_and_its_duration_by_error_type(
     micro_output = Series(collector, INFERENCE, TOKENS, tokens(MICRO, "micro", "output"))
     emulator.add_fault(kind="throttling", model=PRO)
 
-    result = dual_chat(pair.gateway.address, ask("Throttle pro"))
+    result = dual_chat(exporting_pair.gateway.address, ask("Throttle pro"))
     assert result.routes["pro"].error.code == "RESOURCE_EXHAUSTED"
 
     throttled.moves_by(1)
@@ -171,12 +150,12 @@ def test_a_failed_call_is_counted_by_status_and_its_duration_by_error_type(
 
 
 def test_a_model_name_that_was_refused_never_becomes_a_metric_attribute(
-    pair: Pair, collector: OtlpCollector
+    exporting_pair: Pair, collector: OtlpCollector
 ) -> None:
     refused = Series(
         collector, INFERENCE, REQUESTS, requests("_OTHER", "direct", "INVALID_ARGUMENT")
     )
-    with grpc.insecure_channel(pair.inference.address) as channel:
+    with grpc.insecure_channel(exporting_pair.inference.address) as channel:
         stub = inference_pb2_grpc.InferenceServiceStub(channel)
         with pytest.raises(grpc.RpcError) as raised:
             list(

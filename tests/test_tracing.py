@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from gateway_client import ask, dual_chat
@@ -41,26 +40,6 @@ DEFAULTS = {"micro": (1024, 0.3), "pro": (2048, 0.5)}
 QUESTION = "트레이스 하나에 몇 개의 스팬이 있나요?"
 
 
-@pytest.fixture(scope="module")
-def collector() -> Iterator[OtlpCollector]:
-    started = OtlpCollector().start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def pair(
-    emulator: EmulatorHandle,
-    collector: OtlpCollector,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Pair]:
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, **FAST_EXPORT}
-    with running_pair(
-        emulator, tmp_path_factory.mktemp("tracing"), inference_env=env, gateway_env=env
-    ) as started:
-        yield started
-
-
 def one(spans: list[Span], **where: object) -> Span:
     found = [s for s in spans if all(getattr(s, key) == value for key, value in where.items())]
     assert len(found) == 1, f"expected one span with {where}, got {found}"
@@ -72,9 +51,9 @@ def stream_log(emulator: EmulatorHandle) -> dict[str, dict]:
 
 
 def test_one_dual_chat_is_one_trace_of_seven_spans_with_bedrocks_usage(
-    pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
+    exporting_pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
 ) -> None:
-    result = dual_chat(pair.gateway.address, ask(QUESTION))
+    result = dual_chat(exporting_pair.gateway.address, ask(QUESTION))
     trace_id = result.summary.trace_id
     assert result.trace_header == trace_id
     spans = collector.wait_for_trace(trace_id, 7)
@@ -131,11 +110,11 @@ def route_span_of(spans: list[Span], route: str) -> Span:
 
 
 def test_a_callers_traceparent_is_continued_and_its_id_returned(
-    pair: Pair, collector: OtlpCollector
+    exporting_pair: Pair, collector: OtlpCollector
 ) -> None:
     trace_id, parent_id = secrets.token_hex(16), secrets.token_hex(8)
     result = dual_chat(
-        pair.gateway.address,
+        exporting_pair.gateway.address,
         ask("Is my trace continued?"),
         metadata=(("traceparent", f"00-{trace_id}-{parent_id}-01"),),
     )
@@ -147,10 +126,10 @@ def test_a_callers_traceparent_is_continued_and_its_id_returned(
     assert {s.service for s in spans} == {"gateway", "inference_service"}
 
 
-def test_an_unsampled_callers_trace_id_still_comes_back(pair: Pair) -> None:
+def test_an_unsampled_callers_trace_id_still_comes_back(exporting_pair: Pair) -> None:
     trace_id = secrets.token_hex(16)
     result = dual_chat(
-        pair.gateway.address,
+        exporting_pair.gateway.address,
         ask("Not sampled"),
         metadata=(("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-00"),),
     )
@@ -158,10 +137,10 @@ def test_an_unsampled_callers_trace_id_still_comes_back(pair: Pair) -> None:
 
 
 def test_a_failed_bedrock_call_is_an_error_span_under_its_route(
-    pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
+    exporting_pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
 ) -> None:
     emulator.add_fault(kind="throttling", model=PRO)
-    result = dual_chat(pair.gateway.address, ask("Throttle pro"))
+    result = dual_chat(exporting_pair.gateway.address, ask("Throttle pro"))
     assert result.routes["pro"].error.code == "RESOURCE_EXHAUSTED"
     spans = collector.wait_for_trace(result.summary.trace_id, 7)
 
@@ -181,15 +160,17 @@ def test_a_failed_bedrock_call_is_an_error_span_under_its_route(
     assert micro.status == "UNSET" and micro.attributes["gen_ai.usage.output_tokens"] > 0
 
 
-def test_log_lines_carry_the_trace_and_span_ids(pair: Pair, collector: OtlpCollector) -> None:
-    result = dual_chat(pair.gateway.address, ask("Find my logs"))
+def test_log_lines_carry_the_trace_and_span_ids(
+    exporting_pair: Pair, collector: OtlpCollector
+) -> None:
+    result = dual_chat(exporting_pair.gateway.address, ask("Find my logs"))
     trace_id = result.summary.trace_id
     spans = collector.wait_for_trace(trace_id, 7)
     servers = {s.span_id for s in spans if s.name == INFERENCE_SPAN}
 
     finished = [
         line
-        for line in log_lines(pair.log_dir / "inference_service.log")
+        for line in log_lines(exporting_pair.log_dir / "inference_service.log")
         if line.get("message") == "chat finished" and line.get("trace_id") == trace_id
     ]
     assert len(finished) == 2
@@ -198,7 +179,9 @@ def test_log_lines_carry_the_trace_and_span_ids(pair: Pair, collector: OtlpColle
     assert {line["model"] for line in finished} == {MICRO, PRO}
     assert all(line["input_tokens"] > 0 and line["status"] == "OK" for line in finished)
     gateway_lines = [
-        line for line in log_lines(pair.log_dir / "gateway.log") if line.get("trace_id") == trace_id
+        line
+        for line in log_lines(exporting_pair.log_dir / "gateway.log")
+        if line.get("trace_id") == trace_id
     ]
     assert any(line["message"] == "dual chat finished" for line in gateway_lines)
 

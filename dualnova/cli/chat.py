@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_seconds,
         metavar="S",
         help="seconds the whole call may take (default: no limit)",
     )
@@ -102,7 +102,8 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _positive_float(value: str) -> float:
+def positive_seconds(value: str) -> float:
+    """argparse type for a duration in seconds above 0."""
     try:
         number = float(value)
     except ValueError:

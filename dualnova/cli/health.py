@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE, gateway_target
+from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE, gateway_target, positive_seconds
 from dualnova.settings import ConfigError
 
 __all__ = [
@@ -71,7 +71,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
         help=f"seconds to connect, and again for the RPC (default {DEFAULT_TIMEOUT_S:g})",
@@ -148,16 +148,6 @@ def _rpc_failure(error: grpc.RpcError, name: str, timeout: float) -> str:
 
 def _shown(name: str) -> str:
     return '""' if name == "" else name
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
-    return number
 
 
 def _usage_errors_exit_1(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -139,3 +140,17 @@ def flag_overrides(
         )
     namespace = parser.parse_args(argv)
     return {name: value for name, value in vars(namespace).items() if value is not None}
+
+
+# The exit status of a program that refused to start on its configuration.
+EXIT_CONFIG = 2
+
+
+def refuse_to_start(prog: str, error: Exception) -> int:
+    """Say on one stderr line why `prog` cannot start (no traceback) and return EXIT_CONFIG.
+
+    Deliberately not a log record: it is the whole message for the person or
+    platform reading the exit, and logging may not be set up yet.
+    """
+    sys.stderr.write(f"{prog}: configuration error: {error}\n")
+    return EXIT_CONFIG

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from dualnova import logs, telemetry
-from dualnova.settings import flag_overrides
+from dualnova.settings import flag_overrides, refuse_to_start
 from gateway import server
 from gateway.config import FLAGS, ConfigError, load
 
@@ -35,19 +35,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load(env)
     except ConfigError as error:
-        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
-        return 2
+        return refuse_to_start(PROG, error)
     logs.setup(PROG)
     try:
         otel = telemetry.setup(PROG, env)
     except ConfigError as error:
-        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
-        return 2
+        return refuse_to_start(PROG, error)
     try:
         asyncio.run(server.serve(settings))
     except ConfigError as error:
-        print(f"{PROG}: configuration error: {error}", file=sys.stderr)
-        return 2
+        return refuse_to_start(PROG, error)
     finally:
         otel.shutdown()
     return 0

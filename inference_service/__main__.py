@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from dualnova import logs, telemetry
-from dualnova.settings import ConfigError, flag_overrides
+from dualnova.settings import ConfigError, flag_overrides, refuse_to_start
 from inference_service import config
 from inference_service.bedrock import BedrockSetupError, build_client, open_session
 from inference_service.bedrock_probes import build_probes
@@ -44,13 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         probes = build_probes(settings, session)
         otel = telemetry.setup(PROG)
     except (ConfigError, BedrockSetupError) as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return refuse_to_start(PROG, exc)
     try:
         asyncio.run(serve(settings, runtime, probes))
     except ListenError as exc:
-        print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return refuse_to_start(PROG, exc)
     finally:
         otel.shutdown()
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,9 +42,14 @@ class LogEntry:
             self.disconnected_at = time.time()
 
 
+# The newest entries kept: `dualnova up` runs for days and health probes alone
+# add a few entries every interval.
+MAX_ENTRIES = 10_000
+
+
 @dataclass
 class RequestLog:
-    entries: list[LogEntry] = field(default_factory=list)
+    entries: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_ENTRIES))
 
     def open(
         self, operation: str, model_id: str | None, body: Any, authorization: bool

@@ -169,15 +169,26 @@ class CloudWatchPublisher:
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Stop the loop and send what is queued, giving up after `timeout_s`."""
+        try:
+            await asyncio.wait_for(self._stop_then_flush(), timeout_s)
+        except TimeoutError:
+            logger.warning(f"CloudWatch did not take the last metrics within {timeout_s:g} s")
+            if self._task is not None:  # still mid-flush: cut it, its samples count as dropped
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+
+    async def _stop_then_flush(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel the loop only between flushes: a flush cut mid-send would take
+            # its samples with it. Holding the lock, the loop is asleep or waiting.
+            async with self._flush_lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        try:
-            await asyncio.wait_for(self.flush(), timeout_s)
-        except TimeoutError:
-            logger.warning(f"CloudWatch did not take the last metrics within {timeout_s:g} s")
+        await self.flush()
 
     async def flush(self) -> None:
         """Send everything queued now, in as few PutMetricData calls as the API allows."""
@@ -193,6 +204,9 @@ class CloudWatchPublisher:
                             Namespace=self.namespace, MetricData=chunk
                         )
                     )
+            except asyncio.CancelledError:
+                self._drop(len(samples), "cancelled")  # stop() gave up waiting for CloudWatch
+                raise
             except (BotoCoreError, ClientError) as error:
                 self._drop(len(samples), "put_failed")
                 logger.warning(

@@ -52,6 +52,10 @@ CONTROL_PLANE = "bedrock"
 MODEL_NAMES: Mapping[str, str] = {MICRO_ALIAS: "model/micro", PRO_ALIAS: "model/pro"}
 
 
+# UNAVAILABLE causes that concern one model's answers, not the runtime endpoint.
+_ONE_MODEL_ONLY = frozenset({"ModelNotReadyException", "ModelStreamErrorException"})
+
+
 def chat_can_be_served(states: Mapping[str, bool]) -> bool:
     """The server's rule: the runtime is reachable and at least one model is usable."""
     return states[RUNTIME] and any(states[name] for name in MODEL_NAMES.values())
@@ -61,12 +65,14 @@ def counts_against_runtime(error: MappedError) -> bool:
     """Whether a failed Chat call is evidence that Bedrock's runtime is down.
 
     Only failures mapped to UNAVAILABLE count: Bedrock unreachable, its 5xx,
-    refused credentials, a cut stream. Throttling (RESOURCE_EXHAUSTED), the
-    request's own faults (INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND), model
-    errors and timeouts say nothing about the endpoint. ModelNotReadyException is
-    UNAVAILABLE too, but for one model only, so it does not count either.
+    refused credentials, a connection cut mid-stream. Throttling
+    (RESOURCE_EXHAUSTED), the request's own faults (INVALID_ARGUMENT,
+    PERMISSION_DENIED, NOT_FOUND), model errors and timeouts say nothing about
+    the endpoint. ModelNotReadyException and ModelStreamErrorException are
+    UNAVAILABLE too, but speak of one model's answer: counting them would let one
+    failing model take the whole server (and every replica) out of rotation.
     """
-    return error.code is grpc.StatusCode.UNAVAILABLE and error.cause != "ModelNotReadyException"
+    return error.code is grpc.StatusCode.UNAVAILABLE and error.cause not in _ONE_MODEL_ONLY
 
 
 class RuntimeHealth:

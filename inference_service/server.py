@@ -85,11 +85,7 @@ def _cloudwatch_publisher(
     """Token metrics to CloudWatch when a namespace is set; its state is the `cloudwatch` name."""
     if settings.cloudwatch_namespace is None:
         return None
-    health.add_optional(cloudwatch.HEALTH_NAME)
-
-    async def on_state(serving: bool, reason: str) -> None:
-        await health.board.set(cloudwatch.HEALTH_NAME, serving, reason)
-
+    on_state = health.add_optional(cloudwatch.HEALTH_NAME)
     return cloudwatch.CloudWatchPublisher(
         cloudwatch.build_client(settings.aws_region),
         settings.cloudwatch_namespace,

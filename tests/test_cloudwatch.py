@@ -17,11 +17,20 @@ from typing import Any
 import boto3
 import grpc
 import pytest
+from botocore.config import Config
 from gateway_client import ask, dual_chat, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from moto.server import ThreadedMotoServer
 from polling import wait_until
-from telemetry_support import MICRO, PRO, Pair, closed_port, log_lines, running_pair
+from telemetry_support import (
+    MICRO,
+    PRO,
+    Pair,
+    closed_port,
+    log_lines,
+    running_pair,
+    silent_listener,
+)
 
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -204,3 +213,30 @@ def test_a_full_queue_drops_and_counts_instead_of_blocking(
     assert dropped == 2
     assert states == [(True, ""), (True, "")]
     assert statistics(cloudwatch, "OutputTokenCount", PRO, "queue-test") == (5 + 7, 2)
+
+
+def test_a_flush_cut_short_by_shutdown_counts_its_samples_as_dropped() -> None:
+    # A CloudWatch that accepts the connection and never answers: stop() gives up
+    # after its timeout, and the samples that flush was carrying are counted, not lost.
+    with silent_listener() as port:
+        hung = boto3.client(
+            "cloudwatch",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(read_timeout=30, retries={"total_max_attempts": 1}),
+        )
+
+        async def scenario() -> int:
+            publisher = CloudWatchPublisher(hung, NAMESPACE, interval_s=0.05, max_queue=10)
+            await publisher.start()
+            for output_tokens in (5, 7, 11):
+                publisher.record(
+                    MICRO, "stop-test", UsageReport(3, output_tokens, 3 + output_tokens)
+                )
+            await asyncio.sleep(0.3)  # the loop's flush is now waiting on the hung CloudWatch
+            await publisher.stop(timeout_s=0.5)
+            return publisher.dropped
+
+        assert asyncio.run(scenario()) == 3

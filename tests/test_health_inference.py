@@ -205,6 +205,11 @@ def test_failed_calls_turn_the_runtime_not_serving_until_a_call_succeeds(
         for _ in range(3):
             failed_call(grpc.StatusCode.PERMISSION_DENIED)
         assert check(traffic_only.address, "bedrock-runtime") == "SERVING"
+        # Nor does one model's stream failing (UNAVAILABLE, but about that model's answer).
+        bedrock.add_fault(kind="mid_stream_error", model=MICRO, times=3)
+        for _ in range(3):
+            failed_call(grpc.StatusCode.UNAVAILABLE)
+        assert check(traffic_only.address, "bedrock-runtime") == "SERVING"
 
         bedrock.add_fault(kind="service_unavailable", times=3)
         failed_call(grpc.StatusCode.UNAVAILABLE)

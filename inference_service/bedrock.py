@@ -3,17 +3,21 @@
 Its sibling bedrock_probes.py makes the unbilled calls health needs (runtime
 and control plane) from the same AWS session; no other module imports boto3.
 
-boto3 is blocking, so each ConverseStream runs on a thread of a pool sized to
-the stream cap (asyncio's default executor would allow only a handful at
-once). The thread iterates botocore's EventStream and hands each event to the
-event loop with call_soon_threadsafe; the async side yields them as Started,
-TextDelta, UsageReport and Stopped, in the order the Chat contract promises.
+boto3 is blocking, so each ConverseStream runs on a daemon thread of its own
+(a "pump"). The thread iterates botocore's EventStream and hands each event to
+the event loop with call_soon_threadsafe; the async side yields them as
+Started, TextDelta, UsageReport and Stopped, in the order the Chat contract
+promises. BedrockRuntime counts the pumps alive and refuses a stream over the
+cap (StreamsExhausted): a pump holds its place until its thread really ends,
+not merely until its caller leaves, so the cap bounds threads and sockets.
 
 When the consumer stops early (the caller cancelled, a deadline passed), the
 stream is shut down so the HTTP connection to Bedrock drops and Bedrock stops
 generating (and billing): the event loop shuts the socket for reading, which
 wakes a thread blocked on a read at once, and the thread then closes the
-response.
+response. A thread still inside converse_stream (connecting, or waiting for
+the response headers) cannot be woken: it ends when botocore's timeouts fire,
+and being a daemon it never holds the process at exit.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +48,14 @@ class BedrockSetupError(Exception):
 
 class StreamEndedEarly(Exception):
     """Bedrock's event stream ended without messageStop: the answer is incomplete."""
+
+
+class StreamsExhausted(Exception):
+    """max_streams pumps are still running; raised before anything is sent to Bedrock."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} Bedrock streams are running already")
+        self.limit = limit
 
 
 # ---- what goes in -----------------------------------------------------------
@@ -178,7 +189,7 @@ class _StreamHandle:
 
 @dataclass
 class _Pump:
-    """Runs on a pool thread: one converse_stream call, events pushed to the loop."""
+    """Runs on its own thread: one converse_stream call, events pushed to the loop."""
 
     client: Any
     request: dict[str, Any]
@@ -187,6 +198,8 @@ class _Pump:
     handle: _StreamHandle = field(default_factory=_StreamHandle)
 
     def run(self) -> None:
+        if self.handle.closed:  # the consumer left before this thread got going: no paid call
+            return
         stream: EventStream | None = None
         try:
             response = self.client.converse_stream(**self.request)
@@ -253,37 +266,86 @@ class _Failure:
 _END = object()
 
 
+class StreamEvents:
+    """The event loop's side of one pump; aclose() (or leaving early) hangs up on Bedrock."""
+
+    def __init__(self, pump: _Pump) -> None:
+        self._pump = pump
+        self._done = False
+
+    def __aiter__(self) -> StreamEvents:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._pump.queue.get()
+        if item is _END:
+            self._done = True
+            raise StopAsyncIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.error
+        return item  # type: ignore[return-value]
+
+    async def aclose(self) -> None:
+        self._done = True
+        self._pump.handle.close()
+
+
 class BedrockRuntime:
-    """A built bedrock-runtime client and the threads that stream from it."""
+    """A built bedrock-runtime client and the pump threads that stream from it."""
 
     def __init__(self, client: Any, max_streams: int) -> None:
         self._client = client
-        self._executor = ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="bedrock")
+        self.max_streams = max_streams
+        # Pumps whose threads have not ended; the threads remove themselves.
+        self._lock = threading.Lock()
+        self._running: set[_StreamHandle] = set()
 
-    async def stream(self, conversation: Conversation) -> AsyncIterator[Event]:
-        """Yield the call's events; raises botocore's exception when Bedrock fails.
+    def stream(self, conversation: Conversation) -> StreamEvents:
+        """Start the call now and return its events; StreamsExhausted when at the cap.
 
-        Use it with contextlib.aclosing (or run it to the end): leaving early
-        closes the Bedrock stream.
+        Iterating raises botocore's exception when Bedrock fails. Use it with
+        contextlib.aclosing (or run it to the end): leaving early closes the
+        Bedrock stream.
         """
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        pump = _Pump(self._client, converse_request(conversation), loop, queue)
-        loop.run_in_executor(self._executor, pump.run)
+        pump = _Pump(
+            self._client,
+            converse_request(conversation),
+            asyncio.get_running_loop(),
+            asyncio.Queue(),
+        )
+        with self._lock:
+            if len(self._running) >= self.max_streams:
+                raise StreamsExhausted(self.max_streams)
+            self._running.add(pump.handle)
+        thread = threading.Thread(
+            target=self._pump_then_release, args=(pump,), name="bedrock-stream", daemon=True
+        )
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item  # type: ignore[misc]
+            thread.start()
+        except BaseException:
+            self._release(pump.handle)
+            raise
+        return StreamEvents(pump)
+
+    def _pump_then_release(self, pump: _Pump) -> None:
+        try:
+            pump.run()
         finally:
-            pump.handle.close()
+            self._release(pump.handle)
+
+    def _release(self, handle: _StreamHandle) -> None:
+        with self._lock:
+            self._running.discard(handle)
 
     def close(self) -> None:
-        """Stop taking work; threads still streaming end when their streams are closed."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Close every open stream; never waits for the threads (daemons, see the module doc)."""
+        with self._lock:
+            running = list(self._running)
+        for handle in running:
+            handle.close()
 
 
 def open_session(settings: Settings) -> boto3.session.Session:

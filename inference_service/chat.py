@@ -1,4 +1,4 @@
-"""The Chat servicer: validate, take a stream slot, relay Bedrock's events, map failures.
+"""The Chat servicer: validate, start a Bedrock stream (or refuse), relay it, map failures.
 
 It writes with context.write() from one coroutine instead of being an async
 generator: when the caller cancels or its deadline passes, the CancelledError
@@ -27,10 +27,11 @@ from inference_service.bedrock import (
     Conversation,
     Started,
     Stopped,
+    StreamsExhausted,
     TextDelta,
     UsageReport,
 )
-from inference_service.chat_telemetry import ChatTelemetry, call_route
+from inference_service.chat_telemetry import BedrockCall, ChatTelemetry, call_route
 from inference_service.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,28 +45,6 @@ class CallOutcomes(Protocol):
     async def call_reached_bedrock(self) -> None: ...
 
     async def call_failed(self, error: errors.MappedError) -> None: ...
-
-
-class StreamSlots:
-    """Counts running Chat streams and refuses one over the cap at once (no queue).
-
-    Waiting would only move the overload into the caller's deadline; an
-    immediate RESOURCE_EXHAUSTED lets the caller (or a balancer) go elsewhere.
-    Only the event loop touches it, so a plain counter is enough.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.in_use = 0
-
-    def try_acquire(self) -> bool:
-        if self.in_use >= self.limit:
-            return False
-        self.in_use += 1
-        return True
-
-    def release(self) -> None:
-        self.in_use -= 1
 
 
 @dataclass
@@ -130,7 +109,6 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._runtime = runtime
         self._outcomes = outcomes
         self._telemetry = telemetry or ChatTelemetry()
-        self.slots = StreamSlots(settings.max_streams)
 
     async def Chat(
         self, request: inference_pb2.ChatRequest, context: grpc.aio.ServicerContext
@@ -169,39 +147,54 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
             record.error = str(exc)  # names the field; never carries prompt text
             await _abort(context, record, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         record.model = model_id
-        if not self.slots.try_acquire():
-            await _abort(
-                context,
-                record,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many concurrent streams on this server (limit {self.slots.limit});"
-                " retry later",
-            )
-        try:
-            await self._relay(_conversation(request, model_id, self._settings), context, record)
-        finally:
-            self.slots.release()
+        await self._relay(_conversation(request, model_id, self._settings), context, record)
 
     async def _relay(
         self, conversation: Conversation, context: grpc.aio.ServicerContext, record: _CallRecord
     ) -> None:
+        try:
+            stream = self._runtime.stream(conversation)
+        except StreamsExhausted as exc:
+            # Refused at once, not queued: waiting would only move the overload into the
+            # caller's deadline, while RESOURCE_EXHAUSTED lets it (or a balancer) go elsewhere.
+            await _abort(
+                context,
+                record,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many concurrent streams on this server (limit {exc.limit}); retry later",
+            )
         with self._telemetry.bedrock_call(conversation, record.route) as call:
-            try:
-                async with contextlib.aclosing(self._runtime.stream(conversation)) as events:
-                    async for event in events:
-                        call.observe(event)
-                        if isinstance(event, Started) and self._outcomes is not None:
-                            await self._outcomes.call_reached_bedrock()
-                        await context.write(_response(event, record))
-            except Exception as exc:  # the one boundary where Bedrock failures become statuses
-                mapped = errors.map_error(exc)
-                if mapped.code is grpc.StatusCode.INTERNAL:
-                    logger.error("unexpected failure of a Bedrock call", exc_info=exc)
-                record.error = mapped.cause
-                call.failed(mapped.cause)
-                if self._outcomes is not None:
-                    await self._outcomes.call_failed(mapped)
-                await _abort(context, record, mapped.code, mapped.message)
+            async with contextlib.aclosing(stream) as events:
+                while True:
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        return
+                    # The one boundary where Bedrock failures become statuses: only the
+                    # stream's own errors, never ours in writing or reporting an event.
+                    except Exception as exc:
+                        await self._failed(exc, call, context, record)
+                    call.observe(event)
+                    if isinstance(event, Started) and self._outcomes is not None:
+                        await self._outcomes.call_reached_bedrock()
+                    await context.write(_response(event, record))
+
+    async def _failed(
+        self,
+        exc: Exception,
+        call: BedrockCall,
+        context: grpc.aio.ServicerContext,
+        record: _CallRecord,
+    ) -> NoReturn:
+        """A failed Bedrock stream as its mapped status (logged when it is not one we know)."""
+        mapped = errors.map_error(exc)
+        if mapped.code is grpc.StatusCode.INTERNAL:
+            logger.error("unexpected failure of a Bedrock call", exc_info=exc)
+        record.error = mapped.cause
+        call.failed(mapped.cause)
+        if self._outcomes is not None:
+            await self._outcomes.call_failed(mapped)
+        await _abort(context, record, mapped.code, mapped.message)
 
 
 def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:

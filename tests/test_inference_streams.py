@@ -1,0 +1,165 @@
+"""Pump threads against a Bedrock that accepts the connection and never answers.
+
+A thread still inside converse_stream (waiting for response headers) cannot be
+woken by closing its stream. These tests pin what the service does about it:
+the stream cap counts that thread until it really ends, so a new call is
+refused at once instead of being accepted and starved; and SIGTERM still ends
+the process promptly, because the thread does not hold the interpreter at exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from polling import wait_until
+
+from dualnova.chat.v1 import chat_pb2
+from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.stack import ServiceHandle
+
+# Long enough that no pump thread ends by botocore's read timeout during a test.
+READ_TIMEOUT_S = "60"
+# A guard against hanging, far above the 1 s grace; not a timing claim.
+EXIT_WITHIN_S = 15.0
+
+
+class BlackHole:
+    """A TCP server on loopback that accepts connections, reads, and never answers."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._received: list[bytearray] = []
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def converse_stream_calls(self) -> int:
+        """How many ConverseStream requests arrived (health probes hit this endpoint too)."""
+        with self._lock:
+            return sum(b"/converse-stream" in data.split(b"\r\n", 1)[0] for data in self._received)
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            received = bytearray()
+            with self._lock:
+                self._connections.append(connection)
+                self._received.append(received)
+            threading.Thread(target=self._read, args=(connection, received), daemon=True).start()
+
+    def _read(self, connection: socket.socket, received: bytearray) -> None:
+        while True:
+            try:
+                chunk = connection.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                received += chunk
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    yield hole
+    hole.close()
+
+
+def silent_bedrock_service(
+    aws_env: dict[str, str], hole: BlackHole, log_dir: Path, name: str
+) -> ServiceHandle:
+    return ServiceHandle(
+        f"inference service ({name})",
+        "inference_service",
+        "INFERENCE_LISTEN",
+        {
+            **aws_env,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": hole.url,
+            "DUALNOVA_BEDROCK_READ_TIMEOUT": READ_TIMEOUT_S,
+            "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1",
+            "INFERENCE_MAX_STREAMS": "1",
+            "DUALNOVA_HEALTH_INTERVAL": "3600",
+            # The start-up probe meets the black hole too: give up on it quickly.
+            "DUALNOVA_HEALTH_TIMEOUT": "0.5",
+            "INFERENCE_SHUTDOWN_DELAY": "0",
+            "INFERENCE_SHUTDOWN_GRACE": "1",
+        },
+        log_path=log_dir / f"inference_service-{name}.log",
+    )
+
+
+def ask() -> inference_pb2.ChatRequest:
+    return inference_pb2.ChatRequest(
+        model="micro",
+        messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, text="Are you there?")],
+    )
+
+
+def chat_error(stub: inference_pb2_grpc.InferenceServiceStub, timeout: float) -> grpc.RpcError:
+    try:
+        events = list(stub.Chat(ask(), timeout=timeout))
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"Chat succeeded: {events}")
+
+
+def test_a_pump_stuck_before_headers_keeps_its_slot_after_the_caller_leaves(
+    aws_env: dict[str, str], black_hole: BlackHole, log_dir: Path
+) -> None:
+    service = silent_bedrock_service(aws_env, black_hole, log_dir, "black-hole-cap")
+    service.start()
+    try:
+        with grpc.insecure_channel(service.address) as channel:
+            stub = inference_pb2_grpc.InferenceServiceStub(channel)
+
+            first = chat_error(stub, timeout=1)
+            assert first.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            wait_until(black_hole.converse_stream_calls, "the request to reach the black hole")
+
+            # The first pump thread is still waiting for headers (for up to 60 s): the
+            # cap counts it, so this call is refused at once rather than accepted and
+            # left waiting for a thread (it would then end DEADLINE_EXCEEDED).
+            second = chat_error(stub, timeout=EXIT_WITHIN_S)
+            assert second.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "too many concurrent streams" in second.details()
+            assert "limit 1" in second.details()
+            assert black_hole.converse_stream_calls() == 1
+    finally:
+        # Also the SIGTERM path with a stuck pump; the next test asserts on it.
+        service.stop()
+
+
+def test_sigterm_exits_while_a_pump_waits_for_headers(
+    aws_env: dict[str, str], black_hole: BlackHole, log_dir: Path
+) -> None:
+    service = silent_bedrock_service(aws_env, black_hole, log_dir, "black-hole-sigterm")
+    service.start()
+    with grpc.insecure_channel(service.address) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        call = stub.Chat(ask(), timeout=60)
+        wait_until(black_hole.converse_stream_calls, "the request to reach the black hole")
+
+        status = service.stop(signal.SIGTERM, timeout=EXIT_WITHIN_S)
+
+        # 0, not -9: it exited by itself (dualnova.stack kills it after the timeout).
+        assert status == 0
+        with pytest.raises(grpc.RpcError) as ended:
+            list(call)
+        assert ended.value.code() in {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 from gateway_client import dual_chat, user
+from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
@@ -40,18 +41,6 @@ def converse_request(
     if system:
         request["system"] = [{"text": text} for text in system]
     return request
-
-
-def usage_dict(usage: chat_pb2.Usage) -> dict[str, int]:
-    values = {
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "totalTokens": usage.total_tokens,
-    }
-    if usage.cache_read_input_tokens or usage.cache_write_input_tokens:
-        values["cacheReadInputTokens"] = usage.cache_read_input_tokens
-        values["cacheWriteInputTokens"] = usage.cache_write_input_tokens
-    return values
 
 
 def stream_entries(emulator: EmulatorHandle) -> dict[str, dict[str, Any]]:

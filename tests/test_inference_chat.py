@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer, count_tokens
 from dualnova.chat.v1 import chat_pb2
@@ -56,19 +57,6 @@ def kinds(events: list[inference_pb2.ChatResponse]) -> list[str]:
 
 def text_of(events: list[inference_pb2.ChatResponse]) -> str:
     return "".join(event.delta.text for event in events if event.HasField("delta"))
-
-
-def usage_dict(usage: chat_pb2.Usage) -> dict[str, int]:
-    """Our Usage in the shape of Bedrock's metadata usage (cache fields only when non-zero)."""
-    result = {
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "totalTokens": usage.total_tokens,
-    }
-    if usage.cache_read_input_tokens or usage.cache_write_input_tokens:
-        result["cacheReadInputTokens"] = usage.cache_read_input_tokens
-        result["cacheWriteInputTokens"] = usage.cache_write_input_tokens
-    return result
 
 
 @pytest.mark.parametrize(

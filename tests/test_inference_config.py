@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from startup import assert_refused_to_start
 
 from dualnova.settings import ConfigError
 from inference_service import config
@@ -35,17 +36,6 @@ def run_service(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
-def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("inference_service: configuration error: ")
-    for word in words:
-        assert word in line
-    return line
-
-
 GOOD_AWS = {
     "AWS_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "AKIAEMULATOR0000",
@@ -67,28 +57,28 @@ GOOD_AWS = {
 )
 def test_bad_variable_exits_2_naming_it(variable: str, value: str) -> None:
     result = run_service({**GOOD_AWS, variable: value})
-    assert_one_line_exit_2(result, variable, repr(value))
+    assert_refused_to_start(result, "inference_service", variable, repr(value))
 
 
 def test_bad_flag_value_exits_2_naming_the_variable_it_stands_for() -> None:
     result = run_service(GOOD_AWS, "--max-streams", "lots")
-    assert_one_line_exit_2(result, "INFERENCE_MAX_STREAMS", "'lots'")
+    assert_refused_to_start(result, "inference_service", "INFERENCE_MAX_STREAMS", "'lots'")
 
 
 def test_missing_region_exits_2_naming_aws_region() -> None:
     env = {k: v for k, v in GOOD_AWS.items() if k != "AWS_REGION"}
-    line = assert_one_line_exit_2(run_service(env), "AWS_REGION")
+    line = assert_refused_to_start(run_service(env), "inference_service", "AWS_REGION")
     assert "region" in line
 
 
 def test_missing_credentials_exit_2_saying_so() -> None:
-    line = assert_one_line_exit_2(run_service({"AWS_REGION": "us-east-1"}))
+    line = assert_refused_to_start(run_service({"AWS_REGION": "us-east-1"}), "inference_service")
     assert "no AWS credentials" in line
 
 
 def test_unknown_profile_exits_2_naming_it() -> None:
     result = run_service({**GOOD_AWS, "AWS_PROFILE": "no-such-profile"})
-    assert_one_line_exit_2(result, "no-such-profile")
+    assert_refused_to_start(result, "inference_service", "no-such-profile")
 
 
 def test_address_in_use_exits_2_naming_inference_listen() -> None:

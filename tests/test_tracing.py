@@ -16,6 +16,7 @@ import sys
 
 import pytest
 from gateway_client import ask, dual_chat
+from startup import assert_refused_to_start
 from telemetry_support import (
     FAST_EXPORT,
     MICRO,
@@ -248,7 +249,5 @@ def test_an_otel_setting_this_service_cannot_honour_stops_it_at_start(
         text=True,
         timeout=20,
     )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(f"gateway: configuration error: {variable}={value!r}: expected")
+    line = assert_refused_to_start(result, "gateway")
+    assert line.startswith(f"gateway: configuration error: {variable}={value!r}: expected")

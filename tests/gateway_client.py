@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -74,3 +75,24 @@ def dual_chat(
         assert order[-1] == ("", "summary"), "the summary must be the last event"
         header = dict(call.initial_metadata()).get("x-trace-id")
     return DualResult(order, dict(routes), summary, header)
+
+
+# Route defaults the gateway applies (design: Micro 1024 @ 0.3, Pro 2048 @ 0.5), as
+# Bedrock's inferenceConfig: stated here independently of gateway.config on purpose.
+ROUTE_DEFAULTS = {
+    "micro": {"maxTokens": 1024, "temperature": 0.3},
+    "pro": {"maxTokens": 2048, "temperature": 0.5},
+}
+
+
+def route_converse_request(
+    route: str, question: str, system: list[str] | None = None, **config: Any
+) -> dict[str, Any]:
+    """The Converse request a one-question DualChat should make Bedrock see on `route`."""
+    request: dict[str, Any] = {
+        "messages": [{"role": "user", "content": [{"text": question}]}],
+        "inferenceConfig": {**ROUTE_DEFAULTS[route], **config},
+    }
+    if system:
+        request["system"] = [{"text": text} for text in system]
+    return request

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from gateway_client import route_converse_request
 
 from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
-DEFAULTS = {"micro": (1024, 0.3), "pro": (2048, 0.5)}
 QUESTION = "부산 여행 일정 좀 짜줘"
 
 
@@ -42,12 +42,8 @@ def dualnova(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str
 
 
 def expected(route: str, question: str = QUESTION, max_tokens: int | None = None) -> Answer:
-    default_max, temperature = DEFAULTS[route]
-    request = {
-        "messages": [{"role": "user", "content": [{"text": question}]}],
-        "inferenceConfig": {"maxTokens": max_tokens or default_max, "temperature": temperature},
-    }
-    return compose_answer(MODELS[route], request)
+    config = {} if max_tokens is None else {"maxTokens": max_tokens}
+    return compose_answer(MODELS[route], route_converse_request(route, question, **config))
 
 
 def token_rows(stdout: str) -> dict[str, list[int | None]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from gateway_client import dual_chat, user
+from gateway_client import dual_chat, route_converse_request, user
 from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
@@ -22,25 +22,7 @@ from dualnova.stack import EmulatorHandle, ServiceHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"
-# Route defaults the gateway applies (design: Micro 1024 @ 0.3, Pro 2048 @ 0.5).
-DEFAULTS = {
-    "micro": {"maxTokens": 1024, "temperature": 0.3},
-    "pro": {"maxTokens": 2048, "temperature": 0.5},
-}
 QUESTION = "서울에서 부산까지 KTX로 얼마나 걸리나요? 🚄"
-
-
-def converse_request(
-    route: str, question: str, system: list[str] | None = None, **config: Any
-) -> dict[str, Any]:
-    """The Converse request the gateway and inference service should make for a route."""
-    request: dict[str, Any] = {
-        "messages": [{"role": "user", "content": [{"text": question}]}],
-        "inferenceConfig": {**DEFAULTS[route], **config},
-    }
-    if system:
-        request["system"] = [{"text": text} for text in system]
-    return request
 
 
 def stream_entries(emulator: EmulatorHandle) -> dict[str, dict[str, Any]]:
@@ -59,7 +41,7 @@ def test_dual_chat_streams_both_answers_exactly(
 
     for route, model in (("micro", MICRO), ("pro", PRO)):
         got = result.routes[route]
-        expected = compose_answer(model, converse_request(route, QUESTION))
+        expected = compose_answer(model, route_converse_request(route, QUESTION))
         assert got.error is None
         assert got.events[0] == "start" and got.events[-2:] == ["usage", "stop"]
         assert got.start.model_id == model
@@ -100,7 +82,7 @@ def test_interleaved_ordering_relays_pro_while_micro_still_streams(
     assert pro_deltas and pro_deltas[0] < micro_stop, result.order
     assert (
         result.routes["micro"].text
-        == compose_answer(MICRO, converse_request("micro", "Why interleave?")).text
+        == compose_answer(MICRO, route_converse_request("micro", "Why interleave?")).text
     )
 
 
@@ -119,7 +101,7 @@ def test_micro_first_ordering_holds_pro_until_micro_ends(
     assert first_pro > micro_stop, result.order
     assert (
         result.routes["pro"].text
-        == compose_answer(PRO, converse_request("pro", "Micro first, please")).text
+        == compose_answer(PRO, route_converse_request("pro", "Micro first, please")).text
     )
 
 
@@ -204,7 +186,7 @@ def test_one_route_failing_mid_stream_leaves_the_other_complete(
 
     micro = result.routes["micro"]
     assert micro.error is None
-    assert micro.text == compose_answer(MICRO, converse_request("micro", QUESTION)).text
+    assert micro.text == compose_answer(MICRO, route_converse_request("micro", QUESTION)).text
     assert set(result.summary.usage_by_route) == {"micro"}
     assert result.summary.total == micro.usage
 

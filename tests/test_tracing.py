@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 import pytest
-from gateway_client import ask, dual_chat
+from gateway_client import ROUTE_DEFAULTS, ask, dual_chat, route_converse_request
 from startup import assert_refused_to_start
 from telemetry_support import (
     FAST_EXPORT,
@@ -36,8 +36,6 @@ from dualnova.stack import EmulatorHandle
 GATEWAY_SPAN = "dualnova.gateway.v1.Gateway/DualChat"
 INFERENCE_SPAN = "dualnova.inference.v1.InferenceService/Chat"
 MODELS = {"micro": MICRO, "pro": PRO}
-# The gateway's route defaults (what reaches Bedrock when the request sets nothing).
-DEFAULTS = {"micro": (1024, 0.3), "pro": (2048, 0.5)}
 QUESTION = "트레이스 하나에 몇 개의 스팬이 있나요?"
 
 
@@ -82,9 +80,9 @@ def test_one_dual_chat_is_one_trace_of_seven_spans_with_bedrocks_usage(
         assert attributes["gen_ai.provider.name"] == "aws.bedrock"
         assert attributes["gen_ai.request.model"] == model
         assert attributes["dualnova.route"] == route
-        max_tokens, temperature = DEFAULTS[route]
-        assert attributes["gen_ai.request.max_tokens"] == max_tokens
-        assert attributes["gen_ai.request.temperature"] == pytest.approx(temperature)
+        defaults = ROUTE_DEFAULTS[route]
+        assert attributes["gen_ai.request.max_tokens"] == defaults["maxTokens"]
+        assert attributes["gen_ai.request.temperature"] == pytest.approx(defaults["temperature"])
         assert attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
         assert attributes["aws.request_id"] == received.start.request_id == billed[model]["id"]
         usage = billed[model]["usage"]
@@ -218,17 +216,9 @@ def test_an_unreachable_collector_neither_fails_nor_holds_up_chats(
                     assert result.routes[route].error is None
                     assert (
                         result.routes[route].text
-                        == compose_answer(model, _converse_request(route, question)).text
+                        == compose_answer(model, route_converse_request(route, question)).text
                     )
     assert started.exit_codes == {"gateway": 0, "inference_service": 0}
-
-
-def _converse_request(route: str, question: str) -> dict:
-    max_tokens, temperature = DEFAULTS[route]
-    return {
-        "messages": [{"role": "user", "content": [{"text": question}]}],
-        "inferenceConfig": {"maxTokens": max_tokens, "temperature": temperature},
-    }
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import grpc
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from gateway.backlog import Backlog
 from gateway.config import Settings
 from gateway.routes import ROUTES, build_chat_request
 from gateway.tracing import TRACE_ID_METADATA_KEY, route_call
@@ -85,18 +86,31 @@ class DualChat:
         order = _Order(micro_first=request.ordering == gateway_pb2.ORDERING_MICRO_FIRST)
         usage: dict[str, chat_pb2.Usage] = {}
         running = set(ROUTES)
+        backlog = Backlog()
+
+        def take(item: _QueueItem) -> None:
+            if isinstance(item, _RouteEnded):
+                running.discard(item.route)
+                backlog.extend(order.route_ended(item.route))
+                return
+            if item.HasField("usage"):
+                usage[item.route] = item.usage
+            if order.holds(item):
+                return
+            backlog.append(item)
+
         try:
-            while running:
-                item = await queue.get()
-                if isinstance(item, _RouteEnded):
-                    running.discard(item.route)
-                    released = order.route_ended(item.route)
-                else:
-                    if item.HasField("usage"):
-                        usage[item.route] = item.usage
-                    released = order.arrived(item)
-                for event in released:
-                    yield event
+            while True:
+                if not backlog:
+                    if not running:
+                        break
+                    take(await queue.get())
+                # Everything that arrived while the last message was written: the
+                # backlog decides how much of it goes out in one message.
+                while not queue.empty():
+                    take(queue.get_nowait())
+                if backlog:
+                    yield backlog.pop()
             yield gateway_pb2.DualChatResponse(summary=summarize(usage, trace_id))
         finally:
             for task in tasks:
@@ -169,11 +183,12 @@ class _Order:
         self._holding = micro_first
         self._held: list[gateway_pb2.DualChatResponse] = []
 
-    def arrived(self, event: gateway_pb2.DualChatResponse) -> list[gateway_pb2.DualChatResponse]:
+    def holds(self, event: gateway_pb2.DualChatResponse) -> bool:
+        """True when `event` must wait (it is kept until route_ended releases it)."""
         if self._holding and event.route == "pro":
             self._held.append(event)
-            return []
-        return [event]
+            return True
+        return False
 
     def route_ended(self, route: str) -> list[gateway_pb2.DualChatResponse]:
         if route != "micro" or not self._holding:

@@ -23,6 +23,7 @@ from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from gateway import server
+from gateway.backlog import MAX_MERGED_CHARS, MERGE_BACKLOG, Backlog
 from gateway.config import Settings
 
 Hook = Callable[[], Awaitable[None]]
@@ -56,6 +57,8 @@ class Reply:
     # Awaited before the first delta / before usage and stop.
     before_first_delta: Hook | None = None
     before_stop: Hook | None = None
+    # Awaited with the delta's index before each delta is sent.
+    before_each_delta: Callable[[int], Awaitable[None]] | None = None
     # Never finish after the start event (for cancellation).
     hang: bool = False
 
@@ -97,6 +100,8 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
                     await context.abort(*reply.fail)
                 if index == 0 and reply.before_first_delta is not None:
                     await reply.before_first_delta()
+                if reply.before_each_delta is not None:
+                    await reply.before_each_delta(index)
                 await context.write(inference_pb2.ChatResponse(delta=chat_pb2.Delta(text=text)))
             if reply.fail is not None:
                 await context.abort(*reply.fail)
@@ -318,6 +323,121 @@ def test_micro_first_releases_pro_when_micro_fails() -> None:
         assert kinds(events, "pro") == ["start", "delta", "delta", "delta", "usage", "stop"]
 
     run(body())
+
+
+# --- relaying deltas: merged only for a caller that is behind ----------------
+
+
+def _pieces(route: str, count: int, width: int) -> tuple[str, ...]:
+    """Distinct, numbered deltas, so a lost, doubled or reordered one changes the text."""
+    return tuple(f"<{route}{index:05d}:{'x' * width}>" for index in range(count))
+
+
+# No BDP probing: the caller's window stays at HTTP/2's 64 KiB, so it takes
+# little before it stops the gateway's writes.
+_SMALL_WINDOW = (("grpc.http2.bdp_probe", 0),)
+
+
+def test_a_slow_caller_gets_merged_deltas_with_the_exact_text_and_first_deltas_alone() -> None:
+    # About 1 MB per route while the caller does not read: the gateway's writes
+    # wait for the caller, deltas pile up, and go out merged once it reads again.
+    micro_pieces = _pieces("m", 4000, 240)
+    pro_pieces = _pieces("p", 4000, 240)
+
+    async def body() -> None:
+        async with (
+            running(
+                Reply(deltas=micro_pieces, usage=MICRO_USAGE),
+                Reply(deltas=pro_pieces, usage=PRO_USAGE),
+            ) as h,
+            grpc.aio.insecure_channel(h.gateway.address, options=_SMALL_WINDOW) as channel,
+        ):
+            call = gateway_pb2_grpc.GatewayStub(channel).DualChat(question())
+            events = [await call.read()]
+            await asyncio.wait_for(h.fake.finished["micro"].wait(), timeout=10)
+            await asyncio.wait_for(h.fake.finished["pro"].wait(), timeout=10)
+            await asyncio.sleep(0.2)  # the gateway has read both routes to the end
+            while (event := await call.read()) is not grpc.aio.EOF:
+                events.append(event)
+
+        assert events[-1].HasField("summary")
+        assert dict(events[-1].summary.usage_by_route) == {"micro": MICRO_USAGE, "pro": PRO_USAGE}
+        for route, pieces in (("micro", micro_pieces), ("pro", pro_pieces)):
+            deltas = [e.delta.text for e in events if e.route == route and e.HasField("delta")]
+            assert "".join(deltas) == "".join(pieces)
+            assert deltas[0] == pieces[0], "a route's first delta is its own message"
+            assert len(deltas) < len(pieces) / 4, "a caller this far behind gets merged deltas"
+            assert max(len(text) for text in deltas) < MAX_MERGED_CHARS + len(pieces[0])
+            route_kinds = kinds(events, route)
+            assert route_kinds == ["start", *["delta"] * len(deltas), "usage", "stop"]
+
+    run(body())
+
+
+def test_a_caller_that_keeps_up_gets_every_event_as_sent_and_in_order() -> None:
+    # Each route sends its next delta only once the caller has read the previous
+    # one, so nothing waits in the gateway: no merging, one message per delta.
+    count = 40
+    seen = {"micro": 0, "pro": 0}
+    progress = asyncio.Condition()
+
+    def gate(route: str) -> Callable[[int], Awaitable[None]]:
+        async def wait(index: int) -> None:
+            async with progress:
+                await progress.wait_for(lambda: seen[route] >= index)
+
+        return wait
+
+    async def body() -> None:
+        async with running(
+            Reply(_pieces("m", count, 3), MICRO_USAGE, before_each_delta=gate("micro")),
+            Reply(_pieces("p", count, 3), PRO_USAGE, before_each_delta=gate("pro")),
+        ) as h:
+            events = []
+            async for event in h.stub.DualChat(question()):
+                events.append(event)
+                if event.HasField("delta"):
+                    async with progress:
+                        seen[event.route] += 1
+                        progress.notify_all()
+
+        for route, name in (("micro", "m"), ("pro", "p")):
+            assert kinds(events, route) == ["start", *["delta"] * count, "usage", "stop"]
+            deltas = [e.delta.text for e in events if e.route == route and e.HasField("delta")]
+            assert deltas == list(_pieces(name, count, 3))
+        assert events[-1].HasField("summary")
+
+    run(body())
+
+
+def _delta(route: str, text: str) -> gateway_pb2.DualChatResponse:
+    return gateway_pb2.DualChatResponse(route=route, delta=chat_pb2.Delta(text=text))
+
+
+def test_merging_never_crosses_a_non_delta_event_and_keeps_each_routes_order() -> None:
+    backlog = Backlog()
+    backlog.extend([_delta("micro", "m0"), _delta("pro", "p0")])
+    behind = range(1, MERGE_BACKLOG * 2)
+    backlog.extend(_delta("micro" if i % 2 else "pro", f"{i};") for i in behind)
+    backlog.append(gateway_pb2.DualChatResponse(route="pro", usage=PRO_USAGE))
+    backlog.extend([_delta("micro", "after-usage;"), _delta("micro", "last;")])
+
+    sent = []
+    while backlog:
+        sent.append(backlog.pop())
+
+    shape = [(e.route, e.WhichOneof("event"), e.delta.text) for e in sent]
+    odd = "".join(f"{i};" for i in range(1, MERGE_BACKLOG * 2, 2))
+    even = "".join(f"{i};" for i in range(2, MERGE_BACKLOG * 2, 2))
+    assert shape == [
+        ("micro", "delta", "m0"),  # first deltas alone, even with a backlog behind them
+        ("pro", "delta", "p0"),
+        ("micro", "delta", odd),  # merged up to pro's usage, overtaking pro's deltas
+        ("pro", "delta", even),
+        ("pro", "usage", ""),  # nothing moved past it
+        ("micro", "delta", "after-usage;"),  # a short backlog again: sent as they came
+        ("micro", "delta", "last;"),
+    ]
 
 
 # --- what reaches the inference service --------------------------------------

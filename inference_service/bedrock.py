@@ -1,39 +1,46 @@
 """The one place that calls Bedrock for inference: a conversation in, typed stream events out.
 
 Its sibling bedrock_probes.py makes the unbilled calls health needs (runtime
-and control plane) from the same AWS session; no other module imports boto3.
+and control plane) through the same kind of transport; no other module calls
+Bedrock.
 
-boto3 is blocking, so each ConverseStream runs on a daemon thread of its own
-(a "pump"). The thread iterates botocore's EventStream and hands each event to
-the event loop with call_soon_threadsafe; the async side yields them as
-Started, TextDelta, UsageReport and Stopped, in the order the Chat contract
-promises. BedrockRuntime counts the pumps alive and refuses a stream over the
-cap (StreamsExhausted): a pump holds its place until its thread really ends,
-not merely until its caller leaves, so the cap bounds threads and sockets.
+A ConverseStream is read on the event loop (aws_transport: botocore's
+credentials and signer over aiohttp), so a stream costs a socket and a few
+objects, not a thread. Each network read is decoded at once
+(bedrock_events) and handed to the caller as one batch of Started,
+TextDelta, UsageReport and Stopped, in the order the Chat contract promises;
+a caller that writes slower than Bedrock sends gets the deltas that piled up
+in one batch and may merge them.
 
-When the consumer stops early (the caller cancelled, a deadline passed), the
-stream is shut down so the HTTP connection to Bedrock drops and Bedrock stops
-generating (and billing): the event loop shuts the socket for reading, which
-wakes a thread blocked on a read at once, and the thread then closes the
-response. A thread still inside converse_stream (connecting, or waiting for
-the response headers) cannot be woken: it ends when botocore's timeouts fire,
-and being a daemon it never holds the process at exit.
+BedrockRuntime counts the streams open and refuses one over the cap
+(StreamsExhausted) before anything is sent. Closing a stream early (the
+caller cancelled, a deadline passed) closes its HTTP connection at once, so
+Bedrock stops generating and billing; a stream read to its end gives its
+connection back to the pool for the next call.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import boto3
 from botocore.config import Config
-from botocore.eventstream import EventStream
 from botocore.exceptions import BotoCoreError
+from botocore.utils import percent_encode
 
+from inference_service.aws_transport import (
+    AwsTransport,
+    CredentialSource,
+    Endpoint,
+    Timeouts,
+    translate_read_error,
+)
+from inference_service.bedrock_events import EventStreamDecoder
 from inference_service.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -145,105 +152,110 @@ class Stopped:
 Event = Started | TextDelta | UsageReport | Stopped
 
 
-# ---- the bridge from a blocking EventStream to asyncio ------------------------
+# ---- reading one stream -------------------------------------------------------
+
+Batch = tuple[Event, ...]
 
 
-class _StreamHandle:
-    """Shared by the event loop and one pump thread: lets the loop stop the thread's stream."""
+class BedrockStream:
+    """One ConverseStream: iterate for batches of events; aclose() hangs up and frees its slot.
+
+    Iterating raises botocore's exceptions when Bedrock fails (before the
+    stream: ClientError with Bedrock's code; in it: EventStreamError, or a
+    connection error), for errors.py to map.
+    """
+
+    def __init__(self, runtime: BedrockRuntime, model_id: str, body: bytes) -> None:
+        self._runtime = runtime
+        self._model_id = model_id
+        self._body = body
+        self._batches = self._read()
+        self._released = False
+
+    def __aiter__(self) -> BedrockStream:
+        return self
+
+    async def __anext__(self) -> Batch:
+        return await self._batches.__anext__()
+
+    async def aclose(self) -> None:
+        try:
+            await self._batches.aclose()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._runtime.stream_ended()
+
+    async def _read(self) -> AsyncIterator[Batch]:
+        transport = self._runtime.transport
+        try:
+            response = await transport.send(
+                "POST",
+                f"/model/{percent_encode(self._model_id)}/converse-stream",
+                operation="ConverseStream",
+                body=self._body,
+                headers=_STREAM_HEADERS,
+            )
+            complete = False
+            try:
+                yield (Started(self._model_id, response.headers.get("x-amzn-RequestId", "")),)
+                translate = _Translation()
+                decoder = EventStreamDecoder()
+                while True:
+                    try:
+                        chunk = await response.content.readany()
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        raise translate_read_error(exc, transport.endpoint.url) from exc
+                    if not chunk:
+                        break
+                    batch = translate.events(decoder.feed(chunk))
+                    if batch:
+                        yield batch
+                    if decoder.error is not None:
+                        raise decoder.error
+                complete = True
+                yield (translate.stopped(),)
+            finally:
+                if complete:
+                    response.release()  # read to the end: the connection serves the next call
+                else:
+                    response.close()  # hang up: Bedrock sees the connection drop
+        finally:
+            self._release()
+
+
+_STREAM_HEADERS = {
+    "Content-Type": "application/json",
+    "Accept": "application/vnd.amazon.eventstream",
+}
+
+
+class _Translation:
+    """Bedrock's events as ours; holds messageStop until metadata so usage precedes stop."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stream: EventStream | None = None
-        self.closed = False
+        self._stop_reason: str | None = None
 
-    def attach(self, stream: EventStream) -> bool:
-        """Record the stream; False when the consumer already left (the caller closes it)."""
-        with self._lock:
-            if self.closed:
-                return False
-            self._stream = stream
-            return True
-
-    def close(self) -> None:
-        """Called from the event loop; never blocks.
-
-        Shutting the socket for reading wakes the pump thread if it is blocked
-        on a read; closing the response (which would wait for that read to
-        finish) is left to the thread itself.
-        """
-        with self._lock:
-            self.closed = True
-            stream = self._stream
-        if stream is None:
-            return
-        raw = getattr(stream, "_raw_stream", None)  # botocore keeps urllib3's response here
-        shutdown = getattr(raw, "shutdown", None)  # urllib3 >= 2.3
-        if shutdown is None:
-            return  # the thread still stops at its next event
-        try:
-            shutdown()
-        except (ValueError, RuntimeError, OSError):
-            # Already released or closed: nothing is blocked on it.
-            pass
-
-
-@dataclass
-class _Pump:
-    """Runs on its own thread: one converse_stream call, events pushed to the loop."""
-
-    client: Any
-    request: dict[str, Any]
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[object]
-    handle: _StreamHandle = field(default_factory=_StreamHandle)
-
-    def run(self) -> None:
-        if self.handle.closed:  # the consumer left before this thread got going: no paid call
-            return
-        stream: EventStream | None = None
-        try:
-            response = self.client.converse_stream(**self.request)
-            stream = response["stream"]
-            if not self.handle.attach(stream):
-                return
-            request_id = response.get("ResponseMetadata", {}).get("RequestId", "")
-            self._put(Started(model_id=self.request["modelId"], request_id=request_id))
-            for item in self._translate(stream):
-                if self.handle.closed:
-                    return
-                self._put(item)
-        except Exception as exc:  # not swallowed: handed to the consumer, which maps it
-            if not self.handle.closed:
-                self._put(_Failure(exc))
-        finally:
-            if stream is not None:
-                stream.close()
-            self._put(_END)
-
-    def _translate(self, stream: EventStream) -> Iterator[Event]:
-        """Bedrock events as ours; holds messageStop until metadata so usage precedes stop."""
-        stop_reason: str | None = None
-        for event in stream:
-            if "contentBlockDelta" in event:
-                text = event["contentBlockDelta"].get("delta", {}).get("text")
+    def events(self, decoded: list[tuple[str, dict[str, Any]]]) -> Batch:
+        out: list[Event] = []
+        for event_type, payload in decoded:
+            if event_type == "contentBlockDelta":
+                text = payload.get("delta", {}).get("text")
                 if text:
-                    yield TextDelta(text)
-            elif "messageStop" in event:
-                stop_reason = event["messageStop"].get("stopReason", "")
-            elif "metadata" in event:
-                yield _usage(event["metadata"])
-        if self.handle.closed:
-            return
-        if stop_reason is None:
-            raise StreamEndedEarly("Bedrock's stream ended before messageStop")
-        yield Stopped(stop_reason)
+                    out.append(TextDelta(text))
+            elif event_type == "messageStop":
+                self._stop_reason = payload.get("stopReason", "")
+            elif event_type == "metadata":
+                out.append(_usage(payload))
+        return tuple(out)
 
-    def _put(self, item: object) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-        except RuntimeError:
-            # The loop is closed (server shut down): nobody is listening any more.
-            self.handle.closed = True
+    def stopped(self) -> Stopped:
+        if self._stop_reason is None:
+            raise StreamEndedEarly("Bedrock's stream ended before messageStop")
+        return Stopped(self._stop_reason)
 
 
 def _usage(metadata: Mapping[str, Any]) -> UsageReport:
@@ -258,94 +270,33 @@ def _usage(metadata: Mapping[str, Any]) -> UsageReport:
     )
 
 
-@dataclass(frozen=True)
-class _Failure:
-    error: BaseException
+class BedrockRuntime:
+    """The bedrock-runtime transport and the count of streams open on it."""
 
+    def __init__(self, transport: AwsTransport, max_streams: int) -> None:
+        self.transport = transport
+        self.max_streams = max_streams
+        self.open_streams = 0
 
-_END = object()
+    def stream(self, conversation: Conversation) -> BedrockStream:
+        """A stream for the conversation; StreamsExhausted when at the cap.
 
+        Nothing is sent until it is iterated. Use it with contextlib.aclosing
+        (or run it to the end): leaving early closes the Bedrock stream.
+        """
+        if self.open_streams >= self.max_streams:
+            raise StreamsExhausted(self.max_streams)
+        self.open_streams += 1
+        request = converse_request(conversation)
+        model_id = request.pop("modelId")
+        return BedrockStream(self, model_id, json.dumps(request).encode())
 
-class StreamEvents:
-    """The event loop's side of one pump; aclose() (or leaving early) hangs up on Bedrock."""
-
-    def __init__(self, pump: _Pump) -> None:
-        self._pump = pump
-        self._done = False
-
-    def __aiter__(self) -> StreamEvents:
-        return self
-
-    async def __anext__(self) -> Event:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._pump.queue.get()
-        if item is _END:
-            self._done = True
-            raise StopAsyncIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.error
-        return item  # type: ignore[return-value]
+    def stream_ended(self) -> None:
+        self.open_streams -= 1
 
     async def aclose(self) -> None:
-        self._done = True
-        self._pump.handle.close()
-
-
-class BedrockRuntime:
-    """A built bedrock-runtime client and the pump threads that stream from it."""
-
-    def __init__(self, client: Any, max_streams: int) -> None:
-        self._client = client
-        self.max_streams = max_streams
-        # Pumps whose threads have not ended; the threads remove themselves.
-        self._lock = threading.Lock()
-        self._running: set[_StreamHandle] = set()
-
-    def stream(self, conversation: Conversation) -> StreamEvents:
-        """Start the call now and return its events; StreamsExhausted when at the cap.
-
-        Iterating raises botocore's exception when Bedrock fails. Use it with
-        contextlib.aclosing (or run it to the end): leaving early closes the
-        Bedrock stream.
-        """
-        pump = _Pump(
-            self._client,
-            converse_request(conversation),
-            asyncio.get_running_loop(),
-            asyncio.Queue(),
-        )
-        with self._lock:
-            if len(self._running) >= self.max_streams:
-                raise StreamsExhausted(self.max_streams)
-            self._running.add(pump.handle)
-        thread = threading.Thread(
-            target=self._pump_then_release, args=(pump,), name="bedrock-stream", daemon=True
-        )
-        try:
-            thread.start()
-        except BaseException:
-            self._release(pump.handle)
-            raise
-        return StreamEvents(pump)
-
-    def _pump_then_release(self, pump: _Pump) -> None:
-        try:
-            pump.run()
-        finally:
-            self._release(pump.handle)
-
-    def _release(self, handle: _StreamHandle) -> None:
-        with self._lock:
-            self._running.discard(handle)
-
-    def close(self) -> None:
-        """Close every open stream; never waits for the threads (daemons, see the module doc)."""
-        with self._lock:
-            running = list(self._running)
-        for handle in running:
-            handle.close()
+        """Close the connection pool (and with it any stream still open)."""
+        await self.transport.aclose()
 
 
 def open_session(settings: Settings) -> boto3.session.Session:
@@ -375,27 +326,59 @@ def open_session(settings: Settings) -> boto3.session.Session:
 def build_client(
     settings: Settings, session: boto3.session.Session | None = None
 ) -> BedrockRuntime:
-    """Build the bedrock-runtime client once, at start; BedrockSetupError if it cannot work."""
+    """Build the bedrock-runtime transport once, at start; BedrockSetupError if it cannot work."""
     if session is None:
         session = open_session(settings)
-    retries: dict[str, Any] = {"mode": "standard"}
-    if settings.bedrock_max_attempts is not None:
-        retries["total_max_attempts"] = settings.bedrock_max_attempts
-    config = Config(
-        read_timeout=settings.bedrock_read_timeout_s,
-        connect_timeout=settings.bedrock_connect_timeout_s,
-        max_pool_connections=settings.max_streams,
-        retries=retries,
-        tcp_keepalive=True,
-        user_agent_extra="dualnova-inference",
+    attempts = settings.bedrock_max_attempts or configured_max_attempts(session)
+    transport = build_transport(
+        session,
+        "bedrock-runtime",
+        Timeouts(settings.bedrock_connect_timeout_s, settings.bedrock_read_timeout_s),
+        max_attempts=attempts,
+        user_agent="dualnova-inference",
     )
-    try:
-        client = session.client("bedrock-runtime", config=config)
-    except BotoCoreError as exc:
-        raise BedrockSetupError(f"cannot build the bedrock-runtime client: {exc}") from exc
     logger.info(
         "bedrock-runtime client ready in %s",
-        session.region_name,
-        extra={"address": client.meta.endpoint_url},
+        transport.endpoint.region,
+        extra={"address": transport.endpoint.url},
     )
-    return BedrockRuntime(client, settings.max_streams)
+    return BedrockRuntime(transport, settings.max_streams)
+
+
+def build_transport(
+    session: boto3.session.Session,
+    service: str,
+    timeouts: Timeouts,
+    *,
+    max_attempts: int,
+    user_agent: str,
+) -> AwsTransport:
+    """A transport to `service` with what boto3 resolves for it: endpoint, region, credentials.
+
+    The boto3 client is built only to resolve the endpoint (AWS_ENDPOINT_URL_*,
+    partition, FIPS settings) the way every AWS SDK does; no call goes through it.
+    """
+    try:
+        client = session.client(service, config=Config(user_agent_extra=user_agent))
+        credentials = session.get_credentials()
+    except BotoCoreError as exc:
+        raise BedrockSetupError(f"cannot build the {service} client: {exc}") from exc
+    if credentials is None:
+        raise BedrockSetupError(f"no AWS credentials for {service}")
+    return AwsTransport(
+        Endpoint.of_client(client),
+        CredentialSource(credentials),
+        timeouts=timeouts,
+        max_attempts=max_attempts,
+        user_agent=user_agent,
+        ca_bundle=session._session.get_config_variable("ca_bundle"),
+    )
+
+
+def configured_max_attempts(session: boto3.session.Session) -> int:
+    """AWS_MAX_ATTEMPTS (or max_attempts in the profile), else botocore's standard 3."""
+    value = session._session.get_config_variable("max_attempts")
+    return int(value) if value else _STANDARD_MAX_ATTEMPTS
+
+
+_STANDARD_MAX_ATTEMPTS = 3

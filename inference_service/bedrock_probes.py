@@ -11,26 +11,27 @@
   streaming); for an inference-profile id, GetInferenceProfile (ACTIVE) and
   then GetFoundationModel of the model the profile routes to.
 
-The clients come from the Chat client's session (same credentials, region and
-endpoint overrides) but make one attempt each (the next probe is the retry)
-with connect and read timeouts of the probe timeout, on their own threads so a
-probe never waits behind streams.
+The transports come from the Chat client's session (same credentials, region
+and endpoint overrides) but make one attempt each (the next probe is the
+retry) with connect and read timeouts of the probe timeout, over connection
+pools of their own so a probe never waits behind streams. They run on the
+event loop like Chat's streams: no thread per probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import percent_encode
 
-from inference_service.bedrock import BedrockSetupError
+from inference_service.aws_transport import AwsTransport, Timeouts
+from inference_service.bedrock import build_transport
 from inference_service.config import Settings
 
 __all__ = ["BedrockProbes", "ProbeResult", "build_probes", "is_inference_profile"]
@@ -86,57 +87,60 @@ def is_inference_profile(model_id: str) -> bool:
 
 
 class BedrockProbes:
-    """The probe calls, each awaited with the probe timeout while its thread does the I/O."""
+    """The probe calls, each bounded by the probe timeout."""
 
-    def __init__(self, runtime_client: Any, control_client: Any, timeout_s: float) -> None:
-        self._runtime = runtime_client
-        self._control = control_client
+    def __init__(self, runtime: AwsTransport, control: AwsTransport, timeout_s: float) -> None:
+        self._runtime = runtime
+        self._control = control
         self._timeout_s = timeout_s
-        # A round runs 1 + one per model at once; room for a few rounds whose threads
-        # are still finishing after their awaits gave up.
-        self._pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="bedrock-probe")
 
     async def runtime(self) -> ProbeResult:
         """Is the bedrock-runtime endpoint reachable with these credentials?"""
-        return await self._run(self._list_async_invokes)
+        return await self._bounded(self._list_async_invokes())
 
     async def model(self, model_id: str) -> ProbeResult:
         """Can `model_id` (a model or inference-profile id) serve ConverseStream?"""
-        return await self._run(self._check_model, model_id)
+        return await self._bounded(self._check_model(model_id))
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def aclose(self) -> None:
+        await self._runtime.aclose()
+        await self._control.aclose()
 
-    async def _run(self, call: Callable[..., ProbeResult], *args: Any) -> ProbeResult:
-        loop = asyncio.get_running_loop()
+    async def _bounded(self, probe: Awaitable[ProbeResult]) -> ProbeResult:
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, call, *args), self._timeout_s
-            )
+            return await asyncio.wait_for(probe, self._timeout_s)
         except TimeoutError:
             return ProbeResult(False, detail=f"no answer within {self._timeout_s:g} s")
 
-    # ---- on a probe thread ----------------------------------------------------
-
-    def _list_async_invokes(self) -> ProbeResult:
+    async def _list_async_invokes(self) -> ProbeResult:
         try:
-            self._runtime.list_async_invokes(maxResults=1)
+            await self._runtime.request_json(
+                "GET", "/async-invoke?maxResults=1", operation="ListAsyncInvokes"
+            )
         except (ClientError, BotoCoreError) as exc:
             return _failure(exc)
         return ProbeResult(True)
 
-    def _check_model(self, model_id: str) -> ProbeResult:
+    async def _check_model(self, model_id: str) -> ProbeResult:
         try:
             foundation_id = model_id
             if is_inference_profile(model_id):
-                profile = self._control.get_inference_profile(inferenceProfileIdentifier=model_id)
+                profile = await self._control.request_json(
+                    "GET",
+                    f"/inference-profiles/{percent_encode(model_id)}",
+                    operation="GetInferenceProfile",
+                )
                 if profile.get("status") != "ACTIVE":
                     return ProbeResult(True, False, f"inference profile is {profile.get('status')}")
                 routed = _routed_model(profile)
                 if routed is None:
                     return ProbeResult(True, False, "inference profile lists no model")
                 foundation_id = routed
-            details = self._control.get_foundation_model(modelIdentifier=foundation_id)
+            details = await self._control.request_json(
+                "GET",
+                f"/foundation-models/{percent_encode(foundation_id)}",
+                operation="GetFoundationModel",
+            )
         except (ClientError, BotoCoreError) as exc:
             return _failure(exc)
         return _judge(details.get("modelDetails", {}))
@@ -180,17 +184,12 @@ def _failure(exc: ClientError | BotoCoreError) -> ProbeResult:
 
 
 def build_probes(settings: Settings, session: boto3.session.Session) -> BedrockProbes:
-    """Probe clients from the service's AWS session, tuned to fail fast."""
-    timeout = settings.health_timeout_s
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries={"mode": "standard", "total_max_attempts": 1},
-        user_agent_extra="dualnova-health",
+    """Probe transports from the service's AWS session, tuned to fail fast."""
+    timeouts = Timeouts(settings.health_timeout_s, settings.health_timeout_s)
+    return BedrockProbes(
+        build_transport(
+            session, "bedrock-runtime", timeouts, max_attempts=1, user_agent="dualnova-health"
+        ),
+        build_transport(session, "bedrock", timeouts, max_attempts=1, user_agent="dualnova-health"),
+        settings.health_timeout_s,
     )
-    try:
-        runtime = session.client("bedrock-runtime", config=config)
-        control = session.client("bedrock", config=config)
-    except BotoCoreError as exc:
-        raise BedrockSetupError(f"cannot build the Bedrock probe clients: {exc}") from exc
-    return BedrockProbes(runtime, control, timeout)

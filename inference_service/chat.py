@@ -23,8 +23,10 @@ from inference_service import errors, validation
 from inference_service.bedrock import (
     ASSISTANT,
     USER,
+    Batch,
     BedrockRuntime,
     Conversation,
+    Event,
     Started,
     Stopped,
     StreamsExhausted,
@@ -164,20 +166,21 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
                 f"too many concurrent streams on this server (limit {exc.limit}); retry later",
             )
         with self._telemetry.bedrock_call(conversation, record.route) as call:
-            async with contextlib.aclosing(stream) as events:
+            async with contextlib.aclosing(stream) as batches:
                 while True:
                     try:
-                        event = await anext(events)
+                        batch = await anext(batches)
                     except StopAsyncIteration:
                         return
                     # The one boundary where Bedrock failures become statuses: only the
                     # stream's own errors, never ours in writing or reporting an event.
                     except Exception as exc:
                         await self._failed(exc, call, context, record)
-                    call.observe(event)
-                    if isinstance(event, Started) and self._outcomes is not None:
-                        await self._outcomes.call_reached_bedrock()
-                    await context.write(_response(event, record))
+                    for event in _merge_waiting_deltas(batch, record.first_token_at is None):
+                        call.observe(event)
+                        if isinstance(event, Started) and self._outcomes is not None:
+                            await self._outcomes.call_reached_bedrock()
+                        await context.write(_response(event, record))
 
     async def _failed(
         self,
@@ -195,6 +198,33 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         if self._outcomes is not None:
             await self._outcomes.call_failed(mapped)
         await _abort(context, record, mapped.code, mapped.message)
+
+
+def _merge_waiting_deltas(batch: Batch, first_pending: bool) -> Batch:
+    """Deltas that arrived together as one: fewer messages for a caller that fell behind.
+
+    The call's first delta always goes alone, so the caller's time to first token
+    is Bedrock's; text and order are kept, and nothing merges across another event.
+    """
+    if len(batch) < 2:
+        return batch
+    merged: list[Event] = []
+    pending: list[str] = []
+    for event in batch:
+        if isinstance(event, TextDelta):
+            if first_pending:
+                merged.append(event)
+                first_pending = False
+            else:
+                pending.append(event.text)
+            continue
+        if pending:
+            merged.append(TextDelta("".join(pending)))
+            pending = []
+        merged.append(event)
+    if pending:
+        merged.append(TextDelta("".join(pending)))
+    return tuple(merged)
 
 
 def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:

@@ -153,7 +153,7 @@ class InferenceHealth:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._probes.close()
+        await self._probes.aclose()
 
     async def probe_once(self) -> None:
         """One round: the runtime and every model at once, each within the probe timeout."""

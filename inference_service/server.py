@@ -50,7 +50,7 @@ async def serve(settings: Settings, runtime: BedrockRuntime, probes: BedrockProb
     try:
         server.add_insecure_port(settings.listen)
     except RuntimeError as exc:
-        probes.close()
+        await probes.aclose()
         raise ListenError(
             f"INFERENCE_LISTEN={settings.listen!r}: cannot listen there"
             " (in use, or not an address of this machine)"
@@ -73,7 +73,7 @@ async def serve(settings: Settings, runtime: BedrockRuntime, probes: BedrockProb
         grace=settings.shutdown_grace_s,
         received=signal_received,
     )
-    runtime.close()
+    await runtime.aclose()
     if publisher is not None:
         await publisher.stop()
     logger.info("inference service stopped")

@@ -18,7 +18,6 @@ from typing import Any
 import boto3
 import grpc
 import pytest
-from botocore.config import Config
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from health_support import (
     INTERVAL_S,
@@ -38,6 +37,7 @@ from dualnova.settings import ConfigError
 from dualnova.stack import EmulatorHandle, ServiceHandle
 from gateway import config as gateway_config
 from inference_service import config as inference_config
+from inference_service.aws_transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 from inference_service.bedrock_probes import BedrockProbes, ProbeResult
 
 MICRO = "amazon.nova-micro-v1:0"
@@ -230,21 +230,32 @@ def test_failed_calls_turn_the_runtime_not_serving_until_a_call_succeeds(
 
 
 def run(probe: Coroutine[Any, Any, ProbeResult]) -> ProbeResult:
-    return asyncio.run(probe)
+    return _PROBE_LOOP.run_until_complete(probe)
+
+
+# One loop for every probe of this module: the probes' connection pools belong to the
+# loop that opened them, as in the service.
+_PROBE_LOOP = asyncio.new_event_loop()
 
 
 def probes_for(emulator: EmulatorHandle, access_key: str = "AKIAEMULATOR0000") -> BedrockProbes:
-    def client(service: str) -> object:
-        return boto3.session.Session().client(
-            service,
-            region_name="us-east-1",
-            endpoint_url=emulator.url,
-            aws_access_key_id=access_key,
-            aws_secret_access_key="emulator-secret",
-            config=Config(retries={"total_max_attempts": 1}),
+    session = boto3.session.Session(
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key="emulator-secret",
+    )
+    timeouts = Timeouts(5, 5)
+
+    def transport(service: str) -> AwsTransport:
+        return AwsTransport(
+            Endpoint(emulator.url, "us-east-1", "bedrock"),
+            CredentialSource(session.get_credentials()),
+            timeouts=timeouts,
+            max_attempts=1,
+            user_agent="dualnova-test",
         )
 
-    return BedrockProbes(client("bedrock-runtime"), client("bedrock"), timeout_s=5)
+    return BedrockProbes(transport("bedrock-runtime"), transport("bedrock"), timeout_s=5)
 
 
 def test_probe_verdicts(emulator: EmulatorHandle) -> None:
@@ -269,14 +280,14 @@ def test_probe_verdicts(emulator: EmulatorHandle) -> None:
         emulator.add_fault(kind="service_unavailable", operations=["ListAsyncInvokes"], times=1)
         assert run(probes.runtime()).reached is False
     finally:
-        probes.close()
+        run(probes.aclose())
     refused = probes_for(emulator, access_key="INVALIDKEY0000")
     try:
         result = run(refused.runtime())
         assert result.reached is False and "UnrecognizedClientException" in result.detail
         assert run(refused.model(MICRO)).reached is False
     finally:
-        refused.close()
+        run(refused.aclose())
     assert {e["operation"] for e in emulator.requests()} <= PROBE_OPERATIONS
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import grpc
 import pytest
+from deltas import assert_whole_pieces
 
+from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
@@ -147,10 +149,12 @@ def test_error_mid_stream_ends_the_rpc_after_the_deltas_already_sent(
     emulator.add_fault(kind="mid_stream_error", after_deltas=3, exception=exception)
     error, received = failure_of(stub, ask("pro"))
     assert error.code() == status
-    assert [e.WhichOneof("event") for e in received] == ["start", "delta", "delta", "delta"]
+    deltas = [e.delta.text for e in received[1:]]
+    assert [e.WhichOneof("event") for e in received] == ["start", *["delta"] * len(deltas)]
     (sent,) = emulator.requests()
     assert sent["error"] == exception
-    assert "".join(e.delta.text for e in received) == sent["response_text"]
+    assert_whole_pieces(deltas, compose_answer("amazon.nova-pro-v1:0", sent["body"]).pieces[:3])
+    assert "".join(deltas) == sent["response_text"]
 
 
 def test_model_without_access_is_permission_denied(

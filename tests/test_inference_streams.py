@@ -1,10 +1,10 @@
-"""Pump threads against a Bedrock that accepts the connection and never answers.
+"""Streams against a Bedrock that accepts the connection and never answers.
 
-A thread still inside converse_stream (waiting for response headers) cannot be
-woken by closing its stream. These tests pin what the service does about it:
-the stream cap counts that thread until it really ends, so a new call is
-refused at once instead of being accepted and starved; and SIGTERM still ends
-the process promptly, because the thread does not hold the interpreter at exit.
+A call waiting for Bedrock's response headers holds a slot under the stream
+cap and a socket. These tests pin what the service does with them: a call
+over the cap is refused at once while the first one waits; when the waiting
+caller leaves, its socket to Bedrock is closed at once and its slot is free
+for the next call; and SIGTERM ends the process promptly even then.
 """
 
 from __future__ import annotations
@@ -37,13 +37,22 @@ class BlackHole:
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._lock = threading.Lock()
         self._received: list[bytearray] = []
+        self._hung_up: list[bool] = []
         self._connections: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def converse_stream_calls(self) -> int:
         """How many ConverseStream requests arrived (health probes hit this endpoint too)."""
         with self._lock:
-            return sum(b"/converse-stream" in data.split(b"\r\n", 1)[0] for data in self._received)
+            return sum(_is_converse_stream(data) for data in self._received)
+
+    def converse_stream_hang_ups(self) -> int:
+        """How many ConverseStream connections the caller closed."""
+        with self._lock:
+            return sum(
+                hung_up and _is_converse_stream(data)
+                for data, hung_up in zip(self._received, self._hung_up, strict=True)
+            )
 
     def close(self) -> None:
         self._listener.close()
@@ -59,20 +68,30 @@ class BlackHole:
                 return  # closed
             received = bytearray()
             with self._lock:
+                index = len(self._received)
                 self._connections.append(connection)
                 self._received.append(received)
-            threading.Thread(target=self._read, args=(connection, received), daemon=True).start()
+                self._hung_up.append(False)
+            threading.Thread(
+                target=self._read, args=(connection, received, index), daemon=True
+            ).start()
 
-    def _read(self, connection: socket.socket, received: bytearray) -> None:
+    def _read(self, connection: socket.socket, received: bytearray, index: int) -> None:
         while True:
             try:
                 chunk = connection.recv(65536)
             except OSError:
                 return
             if not chunk:
+                with self._lock:
+                    self._hung_up[index] = True
                 return
             with self._lock:
                 received += chunk
+
+
+def _is_converse_stream(data: bytearray) -> bool:
+    return b"/converse-stream" in data.split(b"\r\n", 1)[0]
 
 
 @pytest.fixture
@@ -120,7 +139,7 @@ def chat_error(stub: inference_pb2_grpc.InferenceServiceStub, timeout: float) ->
     raise AssertionError(f"Chat succeeded: {events}")
 
 
-def test_a_pump_stuck_before_headers_keeps_its_slot_after_the_caller_leaves(
+def test_a_call_waiting_for_headers_holds_its_slot_until_its_caller_leaves(
     aws_env: dict[str, str], black_hole: BlackHole, log_dir: Path
 ) -> None:
     service = silent_bedrock_service(aws_env, black_hole, log_dir, "black-hole-cap")
@@ -129,24 +148,33 @@ def test_a_pump_stuck_before_headers_keeps_its_slot_after_the_caller_leaves(
         with grpc.insecure_channel(service.address) as channel:
             stub = inference_pb2_grpc.InferenceServiceStub(channel)
 
-            first = chat_error(stub, timeout=1)
-            assert first.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            waiting = stub.Chat(ask(), timeout=EXIT_WITHIN_S)
             wait_until(black_hole.converse_stream_calls, "the request to reach the black hole")
 
-            # The first pump thread is still waiting for headers (for up to 60 s): the
-            # cap counts it, so this call is refused at once rather than accepted and
-            # left waiting for a thread (it would then end DEADLINE_EXCEEDED).
-            second = chat_error(stub, timeout=EXIT_WITHIN_S)
-            assert second.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            assert "too many concurrent streams" in second.details()
-            assert "limit 1" in second.details()
+            # The first call is still waiting for Bedrock's headers: it holds the one slot,
+            # so this call is refused at once rather than accepted and left waiting.
+            refused = chat_error(stub, timeout=EXIT_WITHIN_S)
+            assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "too many concurrent streams" in refused.details()
+            assert "limit 1" in refused.details()
             assert black_hole.converse_stream_calls() == 1
+
+            # Its caller leaves: the socket to Bedrock is closed at once, the slot is free.
+            waiting.cancel()
+            wait_until(black_hole.converse_stream_hang_ups, "the service to hang up on Bedrock")
+            late = chat_error(stub, timeout=1)
+            assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert black_hole.converse_stream_calls() == 2
+            wait_until(
+                lambda: black_hole.converse_stream_hang_ups() == 2,
+                "the service to hang up on Bedrock after the deadline",
+            )
     finally:
-        # Also the SIGTERM path with a stuck pump; the next test asserts on it.
+        # Also the SIGTERM path with a call waiting; the next test asserts on it.
         service.stop()
 
 
-def test_sigterm_exits_while_a_pump_waits_for_headers(
+def test_sigterm_exits_while_a_call_waits_for_headers(
     aws_env: dict[str, str], black_hole: BlackHole, log_dir: Path
 ) -> None:
     service = silent_bedrock_service(aws_env, black_hole, log_dir, "black-hole-sigterm")

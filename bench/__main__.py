@@ -2,9 +2,12 @@
 
 The emulator, the inference service and the gateway run as real processes on
 loopback (dualnova.stack), with the emulator paced like Bedrock by default.
-Each concurrency level runs the boto3 baselines first and then the pair, and
-the table puts the pair's time to first token next to its baseline's. Results
-also go to bench/results/ as JSON. Progress goes to stderr, the table to stdout.
+Each concurrency level runs the baselines first (boto3, then aiobotocore) and
+then the pair; the first table puts the pair's time to first token next to its
+baseline's and the emulator's floor, the second what each cell cost in CPU and
+memory. Results go to bench/results/ as JSON with a PNG beside it. Progress
+goes to stderr, the tables to stdout. `--quick` (`make bench-quick`) is a
+preset that finishes in under a minute, to check the machinery, not to quote.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bedrock_emulator.catalog import find_model
+from bench import aio_clients, chart
+from bench.cost import format_cost_table
 from bench.load import LoadError
-from bench.machine import CpuMeter, describe
+from bench.machine import CpuMeter, describe, raise_open_files_limit
+from bench.procs import process_tree
 from bench.scenarios import (
     DEFAULT_SCENARIOS,
     QUESTION,
@@ -43,6 +49,17 @@ from inference_service import config as inference_config
 PROG = "bench"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 READY_TIMEOUT_S = 20.0
+CONCURRENCY = [1, 10, 50, 200, 500, 1000, 2000]
+MAX_SECONDS = 2400.0
+# `--quick`: the machinery end to end in under a minute on 2 cores; numbers to check, not quote.
+QUICK = {
+    "concurrency": [1, 50],
+    "rounds": 1,
+    "min_requests": 3,
+    "pace": 0.5,
+    "ramp": 0.5,
+    "max_seconds": 30.0,
+}
 
 
 def _positive_ints(value: str) -> list[int]:
@@ -82,11 +99,37 @@ def _positive(value: str) -> float:
     return number
 
 
+def _flag_value(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else f"{value}"
+
+
+def _flags(preset: Mapping[str, object]) -> str:
+    """A preset written as the flags it stands for, for --help and the README."""
+    return " ".join(f"--{name.replace('_', '-')} {_flag_value(v)}" for name, v in preset.items())
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = _parser()
+    if "--quick" in argv:  # the preset sets defaults; flags given beside it still win
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.min_requests < 1:
+        parser.error("--rounds and --min-requests must be at least 1")
+    return args
+
+
+def _parser() -> argparse.ArgumentParser:
     defaults = BenchConfig()
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Time to first token through the pair, against boto3 calling the emulator.",
+        allow_abbrev=False,  # --quick is recognised before parsing, so spell every flag out
+        description="Time to first token and CPU through the pair, against boto3 and aiobotocore"
+        " calling the emulator.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"preset: {_flags(QUICK)} (make bench-quick; flags given beside it win)",
     )
     parser.add_argument(
         "--pace",
@@ -98,8 +141,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency",
         type=_positive_ints,
-        default=[1, 50, 200],
-        help="comma-separated concurrent calls per cell (default 1,50,200; try 1,50,200,1000)",
+        default=CONCURRENCY,
+        help=f"comma-separated concurrent calls per cell (default {_flag_value(CONCURRENCY)})",
     )
     parser.add_argument(
         "--scenarios",
@@ -135,24 +178,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds",
         type=_positive,
-        default=900.0,
-        help="time budget: no call starts after it, later cells are skipped (default 900)",
+        default=MAX_SECONDS,
+        help=f"time budget: no call starts after it, later cells are skipped"
+        f" (default {MAX_SECONDS:g})",
     )
     parser.add_argument("--question", default=QUESTION, help="the question every call asks")
     parser.add_argument(
         "--output",
         type=Path,
-        help="JSON results file (default bench/results/bench-<UTC time>.json)",
+        help="JSON results file, the PNG beside it (default bench/results/bench-<UTC time>.json)",
     )
     parser.add_argument(
         "--log-dir",
         type=Path,
         help="where the three processes log (default: a new temporary directory, kept)",
     )
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.min_requests < 1:
-        parser.error("--rounds and --min-requests must be at least 1")
-    return args
+    return parser
 
 
 def _service_env(concurrencies: Sequence[int]) -> tuple[dict[str, str], dict[str, str]]:
@@ -191,8 +232,8 @@ def _pacing_line(pace: float, config: BenchConfig) -> str:
         spec = find_model(config.model(route))
         if spec is not None:
             parts.append(
-                f"{spec.name} first token {spec.pacing.first_token_s * pace * 1000:g} ms"
-                f" + {spec.pacing.per_delta_s * pace * 1000:g} ms per delta"
+                f"{spec.name} first token at {spec.pacing.first_token_s * pace * 1000:g} ms"
+                f" (the floor), then {spec.pacing.per_delta_s * pace * 1000:g} ms per delta"
             )
     return f"emulator pace {pace:g}" + (f" ({'; '.join(parts)})" if parts else "")
 
@@ -210,7 +251,9 @@ def _header(
     return [
         f"DualNova benchmark, {started_at}",
         f"machine: {cpus} CPUs ({machine['cpu_model']}), {machine['system']},"
-        f" Python {machine['python']}; grpcio {machine['grpcio']}, boto3 {machine['boto3']}",
+        f" Python {machine['python']}; grpcio {machine['grpcio']}, boto3 {machine['boto3']},"
+        f" botocore {machine['botocore']}, aiobotocore {machine['aiobotocore']},"
+        f" matplotlib {machine['matplotlib']}",
         f"stack: {_pacing_line(args.pace, config)}; inference service with INFERENCE_MAX_STREAMS="
         f"{inference_env['INFERENCE_MAX_STREAMS']}; gateway; all on loopback; logs in {log_dir}",
         f"load: closed loop per cell, one warm-up call per worker then"
@@ -237,12 +280,22 @@ def _host_busy_before() -> str:
 
 def _legend(names: Sequence[str]) -> list[str]:
     lines = ["scenarios:"]
-    lines += [f"  {name:<12} {SCENARIOS[name].about}" for name in SCENARIOS if name in names]
+    lines += [f"  {name:<17} {SCENARIOS[name].about}" for name in SCENARIOS if name in names]
     lines += [
         "ttft: from the call to its first text delta, as the caller sees it (ms); total: to the"
-        " end of the stream (DualChat: to that route's stop event).",
-        "+ttft p50: this row's ttft p50 minus its baseline's at the same concurrency and route"
-        " (chat-micro vs boto3-micro, chat-pro vs boto3-pro, dualchat vs boto3-dual).",
+        " end of the stream (DualChat: to that route's stop event). floor: when the emulator"
+        " sends the route's first token at this pace; no caller's ttft can be below it.",
+        "+ttft p50/p99: this row's ttft minus its first baseline's at the same concurrency and"
+        " route (boto3; the JSON's `versus` has the aiobotocore comparison too).",
+        "cost table, CPU ms: /call per call made (a DualChat, a Chat, a baseline chat of one or"
+        " both routes), /1k per 1,000 text deltas the client received, warm-ups included; inf and"
+        " gw are each service's process tree (read in 10 ms ticks: few calls, coarse numbers),"
+        " client is this benchmark process.",
+        "vs base: the services' CPU per call over the first baseline caller's own (under 1.00x:"
+        " the relay costs less than calling Bedrock yourself). KB/stream: rise of resident memory"
+        " during the cell over the streams open at once (concurrency x routes), the services'"
+        " for pair rows and this process's for baselines (whose cells build their client); a"
+        " lower bound after an earlier cell left memory in the allocator.",
         "client cpu: cores this process used during the cell; host cpu: share of all CPUs busy"
         " (every process). p99 of fewer than 100 calls is interpolated among the slowest.",
     ]
@@ -263,6 +316,7 @@ def _progress(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    raise_open_files_limit()  # 2,000 DualChats hold thousands of sockets; the children inherit it
     inference_env, gateway_env = _service_env(args.concurrency)
     try:
         settings = inference_config.load({**os.environ, **inference_env})
@@ -277,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_requests=args.min_requests,
         ramp_s=args.ramp,
         call_timeout_s=args.timeout,
+        pace=args.pace,
     )
     now = datetime.now(UTC)
     started_at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -295,10 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.start()
         _wait_serving(stack.inference.address)
         _wait_serving(stack.gateway.address)
+        pids = _service_pids(stack)
+        print(_processes_line(pids), flush=True)
         targets = Targets(
             aws_env=stack.emulator.aws_env(),
             inference=stack.inference.address,
             gateway=stack.gateway.address,
+            pids=pids,
         )
         rows = run_benchmark(
             targets,
@@ -318,11 +376,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress("stopping the stack")
         stack.stop()
 
-    print("\n".join(["", format_table(rows), "", *_legend(args.scenarios)]))
+    tables = ["", format_table(rows), "", format_cost_table(rows), "", *_legend(args.scenarios)]
+    print("\n".join(tables))
     _write_json(output, _document(args, config, machine, header, rows, started_at))
     print(f"\nresults: {output}")
-    print("chart: none (matplotlib is not a dependency of this project)")
+    print(f"chart: {_chart(rows, output, started_at, machine, args.pace)}")
     return 1 if any(row.errors for row in rows) else 0
+
+
+def _service_pids(stack: Stack) -> dict[str, int]:
+    """The services' process ids: each one's tree (workers included) is measured per cell."""
+    pids = {"inference": stack.inference.pid, "gateway": stack.gateway.pid}
+    return {name: pid for name, pid in pids.items() if pid is not None}
+
+
+def _processes_line(pids: Mapping[str, int]) -> str:
+    counts = ", ".join(
+        f"{name} pid {pid} ({len(process_tree(pid))} processes)" for name, pid in pids.items()
+    )
+    return f"measured: {counts}; CPU and memory summed over each one's process tree"
+
+
+def _chart(
+    rows: Sequence[Row], output: Path, started_at: str, machine: Mapping[str, Any], pace: float
+) -> str:
+    """Draw the PNG beside the JSON; the line that says where it is, or why there is none."""
+    reason = chart.unavailable()
+    if reason is not None:
+        return f"none: {reason}"
+    title = (
+        f"DualNova benchmark {started_at}: {machine['cpus']} CPUs, emulator pace {pace:g},"
+        f" client on the same machine"
+    )
+    drawn = chart.draw(rows, output.with_suffix(".png"), title)
+    return str(drawn) if drawn is not None else "none: no DualChat cell ran"
 
 
 def _document(
@@ -344,6 +431,13 @@ def _document(
             **dataclasses.asdict(config),
         },
         "header": list(header),
+        # Which botocore each caller ran with: boto3 and aiobotocore pin their own.
+        "baselines": {
+            "boto3": {"boto3": machine["boto3"], "botocore": machine["botocore"]},
+            "aiobotocore": aio_clients.versions()
+            if aio_clients.unavailable() is None
+            else {"skipped": aio_clients.unavailable()},
+        },
         "rows": [dataclasses.asdict(row) for row in rows],
     }
 

@@ -13,6 +13,7 @@ broken stream must not end a run of a thousand.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class Sample:
     ttft_ms: float | None  # None: no text delta arrived
     total_ms: float  # to the end of the stream (or to the failure)
     error: str | None = None  # exception or status name; None for a complete answer
+    deltas: int = 0  # text deltas received: what CPU per 1,000 relayed deltas divides by
 
 
 def _ms_since(started: float) -> float:
@@ -96,17 +98,21 @@ def boto3_stream(
     """One converse_stream, read to its end on this thread. `started` defaults to now."""
     started = time.perf_counter() if started is None else started
     ttft: float | None = None
+    deltas = 0
     stopped = False
     try:
         response = client.converse_stream(**kwargs)
         for event in response["stream"]:
-            if ttft is None and "contentBlockDelta" in event:
-                ttft = _ms_since(started)
+            if "contentBlockDelta" in event:
+                deltas += 1
+                if ttft is None:
+                    ttft = _ms_since(started)
             elif "messageStop" in event:
                 stopped = True
     except _BOTO3_FAILURES as exc:
-        return Sample(route, ttft, _ms_since(started), type(exc).__name__)
-    return Sample(route, ttft, _ms_since(started), None if stopped else "no messageStop")
+        return Sample(route, ttft, _ms_since(started), type(exc).__name__, deltas)
+    error = None if stopped else "no messageStop"
+    return Sample(route, ttft, _ms_since(started), error, deltas)
 
 
 def boto3_dual(
@@ -155,17 +161,20 @@ async def chat_stream(
     """One Chat on the inference service, read to its end."""
     started = time.perf_counter()
     ttft: float | None = None
+    deltas = 0
     stopped = False
     try:
         async for response in stub.Chat(request, timeout=timeout_s):
             kind = response.WhichOneof("event")
-            if kind == "delta" and ttft is None:
-                ttft = _ms_since(started)
+            if kind == "delta":
+                deltas += 1
+                if ttft is None:
+                    ttft = _ms_since(started)
             elif kind == "stop":
                 stopped = True
     except grpc.aio.AioRpcError as error:
-        return Sample(route, ttft, _ms_since(started), error.code().name)
-    return Sample(route, ttft, _ms_since(started), None if stopped else "no stop event")
+        return Sample(route, ttft, _ms_since(started), error.code().name, deltas)
+    return Sample(route, ttft, _ms_since(started), None if stopped else "no stop event", deltas)
 
 
 async def dual_chat(
@@ -176,6 +185,7 @@ async def dual_chat(
     """One DualChat, read to its end; a Sample per route, each ending at that route's stop."""
     started = time.perf_counter()
     first: dict[str, float] = {}
+    deltas: Counter[str] = Counter()
     ended: dict[str, float] = {}
     route_errors: dict[str, str] = {}
     summary = False
@@ -184,6 +194,7 @@ async def dual_chat(
         async for response in stub.DualChat(request, timeout=timeout_s):
             kind = response.WhichOneof("event")
             if kind == "delta":
+                deltas[response.route] += 1
                 if response.route not in first:
                     first[response.route] = _ms_since(started)
             elif kind == "stop":
@@ -202,5 +213,7 @@ async def dual_chat(
             error = "no stop event"
         if error is None and not summary:
             error = "no summary"
-        samples.append(Sample(route, first.get(route), ended.get(route, finished), error))
+        samples.append(
+            Sample(route, first.get(route), ended.get(route, finished), error, deltas[route])
+        )
     return samples

@@ -8,7 +8,10 @@ the deadline no worker starts another call; calls already running end within
 their own timeout, so a cell always ends.
 
 Blocking callers (boto3) get one thread per worker, the way a threaded app
-calls boto3; async callers (grpc.aio) get one task per worker on one loop.
+calls boto3; async callers (grpc.aio, aiobotocore) get one task per worker on
+one loop. Besides the recorded samples a run counts every call it made and
+every text delta it received, warm-ups included, because the CPU a cell costs
+is measured over the whole cell.
 """
 
 from __future__ import annotations
@@ -41,6 +44,24 @@ class Plan:
         return max(0.0, self.deadline - time.monotonic()) + self.call_timeout_s + 5.0
 
 
+@dataclass(frozen=True)
+class Load:
+    """What one cell's workers did."""
+
+    samples: list[Sample]  # of the recorded calls only
+    calls: int  # every call made, warm-ups and failures included
+    deltas: int  # text deltas received over those calls
+
+
+def _load(recorded: list[list[Sample]], warmups: list[list[Sample]]) -> Load:
+    calls = recorded + warmups
+    return Load(
+        samples=[sample for samples in recorded for sample in samples],
+        calls=len(calls),
+        deltas=sum(sample.deltas for samples in calls for sample in samples),
+    )
+
+
 class _Tickets:
     """Permission to make the next recorded call, shared by the workers of a cell."""
 
@@ -60,18 +81,19 @@ class _Tickets:
             return True
 
 
-def run_threads(call: Callable[[], list[Sample]], plan: Plan) -> list[Sample]:
-    """Run `plan` with one thread per worker; the samples of every recorded call."""
+def run_threads(call: Callable[[], list[Sample]], plan: Plan) -> Load:
+    """Run `plan` with one thread per worker."""
     tickets = _Tickets(plan.requests, plan.deadline)
-    recorded: list[list[Sample]] = [[] for _ in range(plan.concurrency)]
+    recorded: list[list[Sample]] = []
+    warmups: list[list[Sample]] = []  # list.append is atomic: the workers share these two
 
     def worker(index: int) -> None:
         time.sleep(plan.start_offset(index))
         if not tickets.open():
             return
-        call()  # warm-up
+        warmups.append(call())
         while tickets.take():
-            recorded[index].extend(call())
+            recorded.append(call())
 
     threads = [
         threading.Thread(target=worker, args=(index,), name=f"bench-{index}", daemon=True)
@@ -84,25 +106,26 @@ def run_threads(call: Callable[[], list[Sample]], plan: Plan) -> list[Sample]:
         thread.join(max(0.0, give_up - time.monotonic()))
     if any(thread.is_alive() for thread in threads):
         raise LoadError("benchmark threads still running past the deadline and call timeout")
-    return [sample for samples in recorded for sample in samples]
+    return _load(recorded, warmups)
 
 
-async def run_tasks(call: Callable[[], Awaitable[list[Sample]]], plan: Plan) -> list[Sample]:
-    """Run `plan` with one asyncio task per worker; the samples of every recorded call."""
+async def run_tasks(call: Callable[[], Awaitable[list[Sample]]], plan: Plan) -> Load:
+    """Run `plan` with one asyncio task per worker on the running loop."""
     tickets = _Tickets(plan.requests, plan.deadline)
-    recorded: list[Sample] = []
+    recorded: list[list[Sample]] = []
+    warmups: list[list[Sample]] = []
 
     async def worker(index: int) -> None:
         await asyncio.sleep(plan.start_offset(index))
         if not tickets.open():
             return
-        await call()  # warm-up
+        warmups.append(await call())
         while tickets.take():
-            recorded.extend(await call())
+            recorded.append(await call())
 
     workers = asyncio.gather(*(worker(index) for index in range(plan.concurrency)))
     try:
         await asyncio.wait_for(workers, plan.join_timeout())
     except TimeoutError:
         raise LoadError("benchmark tasks still running past the deadline and timeout") from None
-    return recorded
+    return _load(recorded, warmups)

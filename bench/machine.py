@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,6 +27,22 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one; the new soft limit.
+
+    At 2,000 concurrent DualChats the client, the emulator and both services
+    each hold thousands of sockets; the services inherit the limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            return hard
+        except (ValueError, OSError):
+            pass  # a hard limit of "unlimited" may still be refused; keep what we have
+    return soft
+
+
 def describe() -> dict[str, str | int]:
     """CPU count and model, OS, Python and the client libraries' versions."""
     info: dict[str, str | int] = {
@@ -34,7 +51,7 @@ def describe() -> dict[str, str | int]:
         "system": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
     }
-    for package in ("grpcio", "boto3", "botocore", "aiohttp"):
+    for package in ("grpcio", "boto3", "botocore", "aiohttp", "aiobotocore", "matplotlib"):
         try:
             info[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

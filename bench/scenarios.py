@@ -1,21 +1,28 @@
 """What is measured: each scenario, and a run of all of them at each concurrency.
 
-A pair scenario names its baseline, the boto3 scenario that puts the same
-load on the emulator (chat-micro: boto3-micro; dualchat: boto3-dual, Micro
-and Pro at once per chat). Baselines run first at each concurrency, so every
-comparison is between numbers taken minutes apart on the same processes.
+A pair scenario names its baselines, the callers that put the same load on
+the emulator themselves: boto3 with a thread per stream, then aiobotocore on
+one loop (chat-micro: boto3-micro, aiobotocore-micro; dualchat: boto3-dual,
+aiobotocore-dual, Micro and Pro at once per chat). Baselines run first at
+each concurrency, so every comparison is between numbers taken minutes apart
+on the same processes. Every cell also records what it cost (bench.cost):
+CPU of each service's process tree and of this client, and peak memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import metadata
 
 import grpc
 
+from bedrock_emulator.catalog import find_model
+from bench import aio_clients
 from bench.clients import (
     ROUTES,
     Sample,
@@ -28,8 +35,10 @@ from bench.clients import (
     dual_chat,
     dual_chat_request,
 )
-from bench.load import Plan, run_tasks, run_threads
+from bench.cost import CLIENT, cell_cost
+from bench.load import Load, Plan, run_tasks, run_threads
 from bench.machine import CpuMeter
+from bench.procs import ProcessMeter
 from bench.stats import Row, compare, skipped_row, summarize
 from dualnova.gateway.v1 import gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2_grpc
@@ -45,6 +54,8 @@ class Targets:
     aws_env: Mapping[str, str]  # EmulatorHandle.aws_env(): the emulator's endpoint and keys
     inference: str  # host:port
     gateway: str  # host:port
+    # Process ids whose trees are measured, by service ("inference", "gateway"); none: no cost.
+    pids: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,15 +68,34 @@ class BenchConfig:
     min_requests: int = 10  # recorded calls per cell (at least), for low concurrency
     ramp_s: float = 1.0  # workers' starts are spread over this
     call_timeout_s: float = 60.0
+    pace: float = 1.0  # the emulator's pace, for the floor: its scheduled first token
 
     def model(self, route: str) -> str:
         return {"micro": self.micro_model, "pro": self.pro_model}[route]
+
+    def floor_ms(self, route: str) -> float | None:
+        """When the emulator sends the route's first token, at this pace: no caller beats it."""
+        spec = find_model(self.model(route))
+        return None if spec is None else spec.pacing.first_token_s * self.pace * 1000
 
     def requests(self, concurrency: int) -> int:
         return max(concurrency * self.rounds, self.min_requests)
 
 
-Runner = Callable[[Targets, BenchConfig, Plan], list[Sample]]
+Runner = Callable[[Targets, BenchConfig, Plan], Load]
+
+
+def _versions(*packages: str) -> Callable[[], dict[str, str]]:
+    def found() -> dict[str, str]:
+        versions = {}
+        for package in packages:
+            try:
+                versions[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                versions[package] = "not installed"
+        return versions
+
+    return found
 
 
 @dataclass(frozen=True)
@@ -74,11 +104,18 @@ class Scenario:
     routes: tuple[str, ...]
     run: Runner
     about: str
-    baseline: str | None = None
+    baselines: tuple[str, ...] = ()  # compared with these, the first in the table's +ttft columns
+    services: tuple[str, ...] = ()  # the services its calls pass through (their CPU is its cost)
+    libraries: Callable[[], dict[str, str]] = _versions("boto3", "botocore")
+    unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here
+
+    @property
+    def baseline(self) -> str | None:
+        return self.baselines[0] if self.baselines else None
 
 
 def _boto3_single(route: str) -> Runner:
-    def run(targets: Targets, config: BenchConfig, plan: Plan) -> list[Sample]:
+    def run(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
         client = bedrock_client(
             targets.aws_env, pool_size=plan.concurrency, timeout_s=config.call_timeout_s
         )
@@ -91,7 +128,7 @@ def _boto3_single(route: str) -> Runner:
     return run
 
 
-def _boto3_dual(targets: Targets, config: BenchConfig, plan: Plan) -> list[Sample]:
+def _boto3_dual(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
     client = bedrock_client(
         targets.aws_env, pool_size=2 * plan.concurrency, timeout_s=config.call_timeout_s
     )
@@ -106,6 +143,39 @@ def _boto3_dual(targets: Targets, config: BenchConfig, plan: Plan) -> list[Sampl
         client.close()
 
 
+def _aio_single(route: str) -> Runner:
+    def run(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
+        kwargs = converse_kwargs(config.model(route), config.question, route)
+
+        async def cell() -> Load:
+            async with aio_clients.aio_bedrock_client(
+                targets.aws_env, pool_size=plan.concurrency, timeout_s=config.call_timeout_s
+            ) as client:
+
+                async def call() -> list[Sample]:
+                    return [await aio_clients.aio_stream(client, route, kwargs)]
+
+                return await run_tasks(call, plan)
+
+        return asyncio.run(cell())
+
+    return run
+
+
+def _aio_dual(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
+    kwargs = {
+        route: converse_kwargs(config.model(route), config.question, route) for route in ROUTES
+    }
+
+    async def cell() -> Load:
+        async with aio_clients.aio_bedrock_client(
+            targets.aws_env, pool_size=2 * plan.concurrency, timeout_s=config.call_timeout_s
+        ) as client:
+            return await run_tasks(lambda: aio_clients.aio_dual(client, kwargs), plan)
+
+    return asyncio.run(cell())
+
+
 async def _ready_channel(address: str, timeout_s: float) -> grpc.aio.Channel:
     channel = grpc.aio.insecure_channel(address)
     try:
@@ -117,13 +187,13 @@ async def _ready_channel(address: str, timeout_s: float) -> grpc.aio.Channel:
 
 
 def _chat(route: str) -> Runner:
-    def run(targets: Targets, config: BenchConfig, plan: Plan) -> list[Sample]:
+    def run(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
         return asyncio.run(_chat_cell(targets.inference, route, config, plan))
 
     return run
 
 
-async def _chat_cell(address: str, route: str, config: BenchConfig, plan: Plan) -> list[Sample]:
+async def _chat_cell(address: str, route: str, config: BenchConfig, plan: Plan) -> Load:
     request = chat_request(route, config.question)
     channel = await _ready_channel(address, config.call_timeout_s)
     stub = inference_pb2_grpc.InferenceServiceStub(channel)
@@ -137,11 +207,11 @@ async def _chat_cell(address: str, route: str, config: BenchConfig, plan: Plan) 
         await channel.close()
 
 
-def _dualchat(targets: Targets, config: BenchConfig, plan: Plan) -> list[Sample]:
+def _dualchat(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
     return asyncio.run(_dualchat_cell(targets.gateway, config, plan))
 
 
-async def _dualchat_cell(address: str, config: BenchConfig, plan: Plan) -> list[Sample]:
+async def _dualchat_cell(address: str, config: BenchConfig, plan: Plan) -> Load:
     request = dual_chat_request(config.question)
     channel = await _ready_channel(address, config.call_timeout_s)
     stub = gateway_pb2_grpc.GatewayStub(channel)
@@ -150,6 +220,9 @@ async def _dualchat_cell(address: str, config: BenchConfig, plan: Plan) -> list[
     finally:
         await channel.close()
 
+
+_AIO = {"libraries": _versions("aiobotocore", "botocore"), "unavailable": aio_clients.unavailable}
+_GRPC = _versions("grpcio")
 
 # In run order: a baseline comes before the scenarios compared with it.
 SCENARIOS: dict[str, Scenario] = {
@@ -162,11 +235,21 @@ SCENARIOS: dict[str, Scenario] = {
             "boto3 converse_stream straight to the emulator, Nova Micro; a thread per stream",
         ),
         Scenario(
+            "aiobotocore-micro",
+            ("micro",),
+            _aio_single("micro"),
+            "aiobotocore converse_stream straight to the emulator, Nova Micro; one asyncio loop",
+            baselines=("boto3-micro",),
+            **_AIO,
+        ),
+        Scenario(
             "chat-micro",
             ("micro",),
             _chat("micro"),
             "inference service Chat(micro), grpc.aio, all streams on one channel",
-            baseline="boto3-micro",
+            baselines=("boto3-micro", "aiobotocore-micro"),
+            services=("inference",),
+            libraries=_GRPC,
         ),
         Scenario(
             "boto3-pro",
@@ -175,11 +258,21 @@ SCENARIOS: dict[str, Scenario] = {
             "boto3 converse_stream straight to the emulator, Nova Pro; a thread per stream",
         ),
         Scenario(
+            "aiobotocore-pro",
+            ("pro",),
+            _aio_single("pro"),
+            "aiobotocore converse_stream straight to the emulator, Nova Pro; one asyncio loop",
+            baselines=("boto3-pro",),
+            **_AIO,
+        ),
+        Scenario(
             "chat-pro",
             ("pro",),
             _chat("pro"),
             "inference service Chat(pro), grpc.aio, all streams on one channel",
-            baseline="boto3-pro",
+            baselines=("boto3-pro", "aiobotocore-pro"),
+            services=("inference",),
+            libraries=_GRPC,
         ),
         Scenario(
             "boto3-dual",
@@ -188,15 +281,32 @@ SCENARIOS: dict[str, Scenario] = {
             "boto3 Micro and Pro at once per chat (two threads), as the seed app called them",
         ),
         Scenario(
+            "aiobotocore-dual",
+            ROUTES,
+            _aio_dual,
+            "aiobotocore Micro and Pro at once per chat, every stream on one asyncio loop",
+            baselines=("boto3-dual",),
+            **_AIO,
+        ),
+        Scenario(
             "dualchat",
             ROUTES,
             _dualchat,
             "gateway DualChat (gateway -> inference -> emulator), grpc.aio, one channel",
-            baseline="boto3-dual",
+            baselines=("boto3-dual", "aiobotocore-dual"),
+            services=("inference", "gateway"),
+            libraries=_GRPC,
         ),
     )
 }
-DEFAULT_SCENARIOS = ("boto3-micro", "chat-micro", "boto3-dual", "dualchat")
+DEFAULT_SCENARIOS = (
+    "boto3-micro",
+    "aiobotocore-micro",
+    "chat-micro",
+    "boto3-dual",
+    "aiobotocore-dual",
+    "dualchat",
+)
 
 
 def run_benchmark(
@@ -210,8 +320,8 @@ def run_benchmark(
 ) -> list[Row]:
     """Every scenario at every concurrency, in SCENARIOS order; the table's rows.
 
-    No call starts after `deadline` (time.monotonic()); cells it leaves out
-    come back as skipped rows.
+    No call starts after `deadline` (time.monotonic()); cells it leaves out,
+    and scenarios this machine cannot run, come back as skipped rows.
     """
     ordered = [name for name in SCENARIOS if name in scenarios]
     rows: list[Row] = []
@@ -220,9 +330,10 @@ def run_benchmark(
         for name in ordered:
             scenario = SCENARIOS[name]
             for row in _run_cell(scenario, concurrency, targets, config, deadline, progress):
-                baseline = taken.get((scenario.baseline or "", row.route))
-                if baseline is not None and not row.skipped and not baseline.skipped:
-                    row = compare(row, baseline)
+                for baseline_name in scenario.baselines:
+                    baseline = taken.get((baseline_name, row.route))
+                    if baseline is not None and not row.skipped and not baseline.skipped:
+                        row = compare(row, baseline)
                 taken[(name, row.route)] = row
                 rows.append(row)
     return rows
@@ -236,8 +347,14 @@ def _run_cell(
     deadline: float,
     progress: Callable[[str], None] | None,
 ) -> list[Row]:
-    if time.monotonic() >= deadline:
-        return [skipped_row(scenario.name, route, concurrency) for route in scenario.routes]
+    reason = scenario.unavailable()
+    if reason is None and time.monotonic() >= deadline:
+        reason = "time budget"
+    if reason is not None:
+        return [
+            skipped_row(scenario.name, route, concurrency, reason, config.floor_ms(route))
+            for route in scenario.routes
+        ]
     plan = Plan(
         concurrency=concurrency,
         requests=config.requests(concurrency),
@@ -245,27 +362,40 @@ def _run_cell(
         deadline=deadline,
         call_timeout_s=config.call_timeout_s,
     )
+    measured = {name: pid for name, pid in targets.pids.items() if name in scenario.services}
+    processes = ProcessMeter(measured, alone={CLIENT: os.getpid()}).start()
     meter = CpuMeter().start()
     started = time.monotonic()
-    samples = scenario.run(targets, config, plan)
+    load = scenario.run(targets, config, plan)
     wall_s = time.monotonic() - started
     cpu = meter.stop()
+    cost = cell_cost(
+        processes.stop(),
+        calls=load.calls,
+        deltas=load.deltas,
+        streams_open=concurrency * len(scenario.routes),
+        services=scenario.services,
+    )
+    libraries = scenario.libraries()
     rows = [
         summarize(
             scenario.name,
             route,
             concurrency,
-            samples,
+            load.samples,
             wall_s=wall_s,
             client_cpu_cores=cpu.client_cores,
             host_cpu_busy=cpu.host_busy,
+            floor_ms=config.floor_ms(route),
+            libraries=libraries,
+            cost=cost,
         )
         for route in scenario.routes
     ]
     if progress is not None:
         for row in rows:
             progress(
-                f"{scenario.name:<12} {row.route:<5} conc {concurrency:>4}: {row.count} calls,"
+                f"{scenario.name:<17} {row.route:<5} conc {concurrency:>4}: {row.count} calls,"
                 f" {row.errors} errors, ttft p50 {_ms(row.ttft_p50_ms)}, {wall_s:.1f} s"
             )
     return rows

@@ -1,0 +1,112 @@
+"""The second baseline: the same converse_stream through aiobotocore, every stream on one loop.
+
+boto3 holds a thread per stream, which is what the seed app did and what the
+inference service did before it read Bedrock on its event loop. aiobotocore
+is botocore's request pipeline on asyncio, so it is the fair yardstick for a
+relay that runs on one loop: same request, same signer and parser, no threads.
+
+aiobotocore pins botocore to a narrow range, so it lives in the `bench` extra
+(`make bench` installs it into its own environment). Without it the
+aiobotocore scenarios are skipped with `unavailable()`'s reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from importlib import metadata
+from typing import Any
+
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bench.clients import Sample
+
+try:
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+except ImportError:  # the bench extra is not installed
+    AioConfig = None  # type: ignore[assignment,misc]
+    get_session = None  # type: ignore[assignment]
+
+_FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+def unavailable() -> str | None:
+    """Why the aiobotocore scenarios cannot run here, or None if they can."""
+    if get_session is None:
+        return "aiobotocore not installed (pip install -e '.[bench]'; make bench does)"
+    return None
+
+
+def versions() -> dict[str, str]:
+    """aiobotocore and the botocore it runs on: the JSON records what each baseline used."""
+    found = {}
+    for package in ("aiobotocore", "botocore"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def aio_bedrock_client(
+    aws_env: Mapping[str, str], *, pool_size: int, timeout_s: float
+) -> AbstractAsyncContextManager[Any]:
+    """A bedrock-runtime client like bench.clients.bedrock_client, on asyncio; `async with` it."""
+    if get_session is None or AioConfig is None:
+        raise RuntimeError(unavailable())
+    config = AioConfig(
+        read_timeout=timeout_s,
+        connect_timeout=min(timeout_s, 10.0),
+        max_pool_connections=pool_size,
+        retries={"mode": "standard"},
+        tcp_keepalive=True,
+        user_agent_extra="dualnova-bench",
+    )
+    return get_session().create_client(
+        "bedrock-runtime",
+        endpoint_url=aws_env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],
+        region_name=aws_env["AWS_REGION"],
+        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
+        config=config,
+    )
+
+
+async def aio_stream(
+    client: Any, route: str, kwargs: Mapping[str, Any], started: float | None = None
+) -> Sample:
+    """One converse_stream read to its end on this loop. `started` defaults to now."""
+    started = time.perf_counter() if started is None else started
+    ttft: float | None = None
+    deltas = 0
+    stopped = False
+
+    def since() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        response = await client.converse_stream(**kwargs)
+        async for event in response["stream"]:
+            if "contentBlockDelta" in event:
+                deltas += 1
+                if ttft is None:
+                    ttft = since()
+            elif "messageStop" in event:
+                stopped = True
+    except _FAILURES as exc:
+        return Sample(route, ttft, since(), type(exc).__name__, deltas)
+    return Sample(route, ttft, since(), None if stopped else "no messageStop", deltas)
+
+
+async def aio_dual(client: Any, kwargs_by_route: Mapping[str, Mapping[str, Any]]) -> list[Sample]:
+    """Micro and Pro at once on this loop, both timed from the same start, as DualChat's are."""
+    started = time.perf_counter()
+    micro, pro = await asyncio.gather(
+        aio_stream(client, "micro", kwargs_by_route["micro"], started),
+        aio_stream(client, "pro", kwargs_by_route["pro"], started),
+    )
+    return [micro, pro]

@@ -29,6 +29,12 @@ class Caller:
     region: str
 
 
+def signing_key(headers: Mapping[str, str]) -> str | None:
+    """The access key id a SigV4 request names (tests check which credentials were used)."""
+    sigv4 = _SIGV4.match(headers.get("Authorization", "").strip())
+    return sigv4.group("key") if sigv4 else None
+
+
 def authenticate(headers: Mapping[str, str]) -> Caller:
     """The caller, or UnrecognizedClientException (checked first, as AWS does)."""
     value = headers.get("Authorization", "").strip()

@@ -94,7 +94,7 @@ async def answer(
     (the control plane here, and bedrock-runtime's ListAsyncInvokes).
     """
     state = request.app[STATE]
-    entry = state.log.open(operation, identifier, None, "Authorization" in request.headers)
+    entry = state.log.open(operation, identifier, None, request.headers)
     try:
         caller = authenticate(request.headers)
         fault = state.faults.take(operation, model_ids)

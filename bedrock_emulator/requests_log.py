@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from bedrock_emulator.auth import signing_key
 
 
 @dataclass
@@ -22,6 +25,8 @@ class LogEntry:
     received_at: float
     body: Any
     authorization: bool  # an Authorization header was present
+    # The SigV4 access key id the request was signed with (never a secret), or None.
+    access_key: str | None = None
     resolved_model_id: str | None = None
     status: int | None = None
     error: str | None = None  # exception name, or the :exception-type sent mid-stream
@@ -52,7 +57,7 @@ class RequestLog:
     entries: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=MAX_ENTRIES))
 
     def open(
-        self, operation: str, model_id: str | None, body: Any, authorization: bool
+        self, operation: str, model_id: str | None, body: Any, headers: Mapping[str, str]
     ) -> LogEntry:
         entry = LogEntry(
             id=str(uuid.uuid4()),
@@ -60,7 +65,8 @@ class RequestLog:
             model_id=model_id,
             received_at=time.time(),
             body=body,
-            authorization=authorization,
+            authorization="Authorization" in headers,
+            access_key=signing_key(headers),
         )
         self.entries.append(entry)
         return entry

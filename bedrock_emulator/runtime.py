@@ -53,7 +53,7 @@ async def admit(request: web.Request, operation: str) -> tuple[LogEntry, Admitte
     state = request.app[STATE]
     model_id = request.match_info["model_id"]
     raw = await request.read()
-    entry = state.log.open(operation, model_id, None, "Authorization" in request.headers)
+    entry = state.log.open(operation, model_id, None, request.headers)
     try:
         return entry, _decide(state, request, raw, model_id, operation, entry, started)
     except BedrockError as error:

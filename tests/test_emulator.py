@@ -42,6 +42,7 @@ LOG_FIELDS = {
     "received_at",
     "body",
     "authorization",
+    "access_key",
     "status",
     "error",
     "fault",
@@ -730,6 +731,7 @@ def test_request_log_records_what_was_asked_and_answered(emulator: EmulatorHandl
     assert before <= entry["received_at"] <= time.time()
     assert entry["body"] == request
     assert entry["authorization"] is True
+    assert entry["access_key"] == "testing"  # the id only: the secret never reaches the log
     assert (entry["status"], entry["error"], entry["fault"]) == (200, None, None)
     assert entry["response_text"] == expected.text == streamed_text(events)
     assert entry["usage"] == expected.usage()

@@ -8,6 +8,7 @@ turns into a one-line message and exit status 2 (never a traceback later).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,33 @@ def _check_range(
         raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
     if maximum is not None and number > maximum:
         raise ConfigError(f"{name}={raw!r}: must be at most {maximum}")
+
+
+def read_choice(env: Mapping[str, str], name: str, default: str, choices: Sequence[str]) -> str:
+    """One of `choices`, compared case-insensitively."""
+    value = _raw(env, name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+    return lowered
+
+
+# Both services probe (or follow) their dependencies this often. Defined here, not in
+# health_service, so a config module can read it without importing grpc: a worker
+# supervisor reads the whole configuration and must not load grpc before it spawns.
+INTERVAL_VARIABLE = "DUALNOVA_HEALTH_INTERVAL"
+DEFAULT_INTERVAL_S = 5.0
+MAX_INTERVAL_S = 3600.0
+
+
+def read_interval(env: Mapping[str, str]) -> float:
+    """DUALNOVA_HEALTH_INTERVAL: seconds between dependency probes, > 0 (default 5)."""
+    interval = read_float(env, INTERVAL_VARIABLE, DEFAULT_INTERVAL_S, maximum=MAX_INTERVAL_S)
+    if not interval > 0 or not math.isfinite(interval):
+        raise ConfigError(f"{INTERVAL_VARIABLE}={env.get(INTERVAL_VARIABLE)!r}: must be above 0")
+    return interval
 
 
 def environ() -> Mapping[str, str]:

@@ -6,6 +6,10 @@ log reader can filter on request_id, route or model without parsing text.
 trace_id and span_id come from the current OpenTelemetry span unless the call
 site passes them, so a line can be found from its trace and the reverse.
 
+A worker process (INFERENCE_WORKERS, GATEWAY_WORKERS above 1) adds `worker`
+(its index) and `pid` to every line, so the lines of N processes sharing one
+stderr can be told apart.
+
 Lines never carry prompt or answer text unless the inference service's
 DUALNOVA_LOG_CONTENT is on (the "prompt" and "answer" fields), and never
 credentials.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -39,6 +44,8 @@ FIELDS = (
     "address",
     "peer",
     "error",
+    "workers",
+    "event_loop",
     # Only with DUALNOVA_LOG_CONTENT=true (inference service).
     "prompt",
     "answer",
@@ -59,9 +66,13 @@ class TraceContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, worker: int | None = None) -> None:
         super().__init__()
         self._service = service
+        # The same on every line of this process.
+        self._process: dict[str, object] = (
+            {} if worker is None else {"worker": worker, "pid": os.getpid()}
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -69,6 +80,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "service": self._service,
+            **self._process,
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -81,10 +93,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def setup(service: str, level: str = "INFO") -> None:
-    """Route the root logger to stderr as JSON lines tagged with the service name."""
+def setup(service: str, level: str = "INFO", *, worker: int | None = None) -> None:
+    """Route the root logger to stderr as JSON lines tagged with the service name (and worker)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, worker))
     handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -36,7 +36,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -47,6 +47,8 @@ __all__ = [
     "INSTRUMENTATION_NAME",
     "ROUTE_ATTRIBUTE",
     "ROUTE_METADATA_KEY",
+    "WORKER_ATTRIBUTE",
+    "build_resource",
     "Telemetry",
     "format_span_id",
     "format_trace_id",
@@ -61,6 +63,8 @@ INSTRUMENTATION_NAME = "dualnova"
 ROUTE_METADATA_KEY = "x-dualnova-route"
 # Span and metric attribute holding that route.
 ROUTE_ATTRIBUTE = "dualnova.route"
+# Resource attribute: which worker process of a service (INFERENCE_WORKERS, GATEWAY_WORKERS).
+WORKER_ATTRIBUTE = "dualnova.worker"
 
 _PROTOCOLS = ("grpc", "http/protobuf")
 _EXPORTERS = ("otlp", "console", "none")
@@ -115,15 +119,19 @@ class Telemetry:
         return False
 
 
-def setup(service: str, env: Mapping[str, str] | None = None) -> Telemetry:
+def setup(
+    service: str, env: Mapping[str, str] | None = None, *, worker: int | None = None
+) -> Telemetry:
     """Install the global tracer and meter providers for `service`; call once, at start.
 
-    Raises ConfigError for a malformed OTEL_* value this module interprets, so
-    the service stops at start with one line instead of exporting nowhere.
+    `worker` is the index of this process among the service's workers, if it
+    is one. Raises ConfigError for a malformed OTEL_* value this module
+    interprets, so the service stops at start with one line instead of
+    exporting nowhere.
     """
     env = os.environ if env is None else env
     disabled = read_bool(env, "OTEL_SDK_DISABLED", False)
-    resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or service})
+    resource = build_resource(service, env, worker=worker)
 
     exporters: list[SpanExporter | MetricExporter] = []
     span_exporters = [] if disabled else _exporter_names(env, "TRACES")
@@ -153,6 +161,23 @@ def setup(service: str, env: Mapping[str, str] | None = None) -> Telemetry:
             f" metrics to {', '.join(metric_exporters) or 'nowhere'}"
         )
     return Telemetry(tracer_provider, meter_provider, span_exporters, metric_exporters, exporters)
+
+
+def build_resource(service: str, env: Mapping[str, str], *, worker: int | None = None) -> Resource:
+    """service.name, and a service.instance.id that no other process of the service shares.
+
+    The SDK gives each process a random instance id, but an operator's
+    OTEL_RESOURCE_ATTRIBUTES (service.instance.id=<pod name>) reaches every
+    worker alike; two workers exporting cumulative metrics under one identity
+    would overwrite each other's series. So a worker appends its index.
+    """
+    resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or service})
+    if worker is None:
+        return resource
+    instance = resource.attributes.get(SERVICE_INSTANCE_ID) or service
+    return resource.merge(
+        Resource({SERVICE_INSTANCE_ID: f"{instance}-worker-{worker}", WORKER_ATTRIBUTE: worker})
+    )
 
 
 def _exporter_names(env: Mapping[str, str], signal: str) -> list[str]:

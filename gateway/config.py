@@ -3,6 +3,7 @@
 Every variable has a command-line flag of the same meaning (see FLAGS;
 __main__ turns flags into this mapping, so a flag overrides its variable). A
 bad value raises ConfigError naming the variable, before anything listens.
+No grpc import here or below: the worker supervisor reads these settings too.
 """
 
 from __future__ import annotations
@@ -10,8 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dualnova.health_service import DEFAULT_INTERVAL_S, INTERVAL_VARIABLE, read_interval
-from dualnova.settings import ConfigError, Flag, read_address, read_float, read_int
+from dualnova import event_loop as loops
+from dualnova import workers
+from dualnova.settings import (
+    DEFAULT_INTERVAL_S,
+    INTERVAL_VARIABLE,
+    ConfigError,
+    Flag,
+    read_address,
+    read_float,
+    read_int,
+    read_interval,
+)
 from dualnova.targets import read_target
 
 __all__ = [
@@ -96,6 +107,8 @@ FLAGS: tuple[Flag, ...] = (
         "GATEWAY_PRO_TEMPERATURE",
         f"pro route's default temperature (default {PRO_DEFAULTS.temperature})",
     ),
+    workers.flag("GATEWAY_WORKERS"),
+    loops.FLAG,
 )
 
 
@@ -117,6 +130,9 @@ class Settings:
     health_interval_s: float = DEFAULT_INTERVAL_S
     micro: RouteDefaults = field(default=MICRO_DEFAULTS)
     pro: RouteDefaults = field(default=PRO_DEFAULTS)
+    # Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+    workers: int = 1
+    event_loop: str = loops.DEFAULT
 
     def route_defaults(self, route: str) -> RouteDefaults:
         """The defaults of route "micro" or "pro"."""
@@ -151,6 +167,8 @@ def load(env: Mapping[str, str]) -> Settings:
         health_interval_s=read_interval(env),
         micro=_read_route_defaults(env, "MICRO", MICRO_DEFAULTS),
         pro=_read_route_defaults(env, "PRO", PRO_DEFAULTS),
+        workers=workers.read_workers(env, "GATEWAY_WORKERS"),
+        event_loop=loops.read(env),
     )
 
 

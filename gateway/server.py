@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dualnova import event_loop
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.rpc_tracing import ServerTracing
 from dualnova.settings import ConfigError
@@ -32,9 +34,14 @@ logger = logging.getLogger(__name__)
 _MIN_CLIENT_PING_INTERVAL_MS = 10_000
 
 
-def server_options(settings: Settings) -> list[tuple[str, int]]:
-    """Server channel arguments: connection age cap (clients rebalance) and keepalive policy."""
-    options = [("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS)]
+def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tuple[str, int]]:
+    """Server channel arguments: connection age cap (clients rebalance), keepalive policy,
+    and SO_REUSEPORT only for a worker among several on one port (dualnova.workers):
+    gRPC's default (on) would let a second server share a taken port silently."""
+    options = [
+        ("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS),
+        ("grpc.so_reuseport", int(reuse_port)),
+    ]
     if settings.max_connection_age_s > 0:
         options += [
             ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
@@ -61,11 +68,13 @@ class RunningGateway:
         await self.upstream.close()
 
 
-async def start(settings: Settings) -> RunningGateway:
+async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGateway:
     """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound."""
     upstream = Upstream(settings.inference_target, reconnect_max_s=settings.health_interval_s)
     health = GatewayHealth()
-    server = grpc.aio.server(options=server_options(settings), interceptors=[ServerTracing()])
+    server = grpc.aio.server(
+        options=server_options(settings, reuse_port=reuse_port), interceptors=[ServerTracing()]
+    )
     gateway_pb2_grpc.add_GatewayServicer_to_server(
         GatewayServicer(DualChat(upstream.stub, settings)), server
     )
@@ -95,14 +104,24 @@ async def start(settings: Settings) -> RunningGateway:
     return RunningGateway(server, upstream, health, f"{host}:{port}", port)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then drain and return (the caller exits 0)."""
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then drain and return (the caller exits 0).
+
+    `reuse_port`: see server_options. `on_ready` runs once the server accepts calls.
+    """
     received = stop_signals()
-    gateway = await start(settings)
+    gateway = await start(settings, reuse_port=reuse_port)
     logger.info(
         f"gateway listening; inference service at {settings.inference_target}",
-        extra={"address": gateway.address},
+        extra={"address": gateway.address, "event_loop": event_loop.current()},
     )
+    if on_ready is not None:
+        on_ready()
     signal_received = await received
     logger.info(f"gateway stopping on {signal_received.name}", extra={"address": gateway.address})
     await gateway.stop(

@@ -3,23 +3,24 @@
 Anything wrong at start (a bad variable or flag, no AWS region or
 credentials, an address that cannot be bound) ends the program with one line
 on stderr and exit status 2, before a caller could reach it.
+
+With INFERENCE_WORKERS above 1 this process is the supervisor of that many
+workers sharing the port (dualnova.workers); it never loads grpc, so the
+modules that do are imported only on the way to serving.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from dualnova import logs, telemetry
+from dualnova import event_loop, logs, ports, telemetry, workers
 from dualnova.settings import ConfigError, flag_overrides, refuse_to_start
 from inference_service import config
-from inference_service.bedrock import BedrockSetupError, build_client, open_session
-from inference_service.bedrock_probes import build_probes
-from inference_service.server import ListenError, serve
 
 PROG = "inference_service"
+LISTEN_VARIABLE = "INFERENCE_LISTEN"
 
 
 def _parse_flags(argv: Sequence[str] | None) -> dict[str, str]:
@@ -35,18 +36,57 @@ def _parse_flags(argv: Sequence[str] | None) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    overrides = _parse_flags(argv)
-    logs.setup(PROG)
+    role = workers.worker_role(os.environ)
+    if role is not None:
+        role.follow_supervisor()
+    env = {**os.environ, **_parse_flags(argv)}
     try:
-        settings = config.load({**os.environ, **overrides})
+        settings = config.load(env)
+        if role is None and settings.workers > 1:
+            logs.setup(PROG)
+            return workers.supervise(
+                module=PROG,
+                env=env,
+                count=settings.workers,
+                listen_variable=LISTEN_VARIABLE,
+                listen=settings.listen,
+            )
+        if role is None:
+            # gRPC's own bind error is several lines of C-core log; this is one.
+            ports.check_free(settings.listen, LISTEN_VARIABLE)
+    except ConfigError as exc:
+        return refuse_to_start(PROG, exc)
+    return _serve(settings, env, role)
+
+
+def _serve(
+    settings: config.Settings, env: Mapping[str, str], role: workers.WorkerRole | None
+) -> int:
+    """One server process: alone, or one worker of several."""
+    from inference_service.bedrock import BedrockSetupError, build_client, open_session
+    from inference_service.bedrock_probes import build_probes
+    from inference_service.server import ListenError, serve
+
+    worker = None if role is None else role.index
+    logs.setup(PROG, worker=worker)
+    try:
         session = open_session(settings)
         runtime = build_client(settings, session)
         probes = build_probes(settings, session)
-        otel = telemetry.setup(PROG)
+        otel = telemetry.setup(PROG, env, worker=worker)
     except (ConfigError, BedrockSetupError) as exc:
         return refuse_to_start(PROG, exc)
     try:
-        asyncio.run(serve(settings, runtime, probes))
+        event_loop.run(
+            serve(
+                settings,
+                runtime,
+                probes,
+                reuse_port=role is not None,
+                on_ready=None if role is None else role.announce_ready,
+            ),
+            settings.event_loop,
+        )
     except ListenError as exc:
         return refuse_to_start(PROG, exc)
     finally:

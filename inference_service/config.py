@@ -1,5 +1,7 @@
 """The inference service's settings: read once at start from the environment, then frozen.
 
+No grpc import here or below: the worker supervisor reads these settings too.
+
 Every variable has a command-line flag of the same meaning (see FLAGS; __main__
 turns flags into this mapping, so a flag overrides its variable). A bad value
 raises ConfigError naming the variable, before anything listens or calls AWS.
@@ -10,14 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dualnova.health_service import INTERVAL_VARIABLE, read_interval
+from dualnova import event_loop as loops
+from dualnova import workers
 from dualnova.settings import (
+    INTERVAL_VARIABLE,
     ConfigError,
     Flag,
     read_address,
     read_bool,
     read_float,
     read_int,
+    read_interval,
     read_optional_str,
     read_str,
 )
@@ -40,7 +45,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--max-streams",
         "INFERENCE_MAX_STREAMS",
-        "concurrent Chat streams; more are refused with RESOURCE_EXHAUSTED (default 512)",
+        "concurrent Chat streams per worker; more are refused with RESOURCE_EXHAUSTED"
+        " (default 4096)",
     ),
     Flag(
         "--bedrock-read-timeout",
@@ -111,6 +117,8 @@ FLAGS: tuple[Flag, ...] = (
         "DUALNOVA_LOG_CONTENT",
         "true to put prompt and answer text in the per-call log line (default false)",
     ),
+    workers.flag("INFERENCE_WORKERS"),
+    loops.FLAG,
 )
 
 
@@ -123,9 +131,10 @@ class Settings:
     pro_model: str = "amazon.nova-pro-v1:0"
     # Extra ids callers may name verbatim, besides micro_model and pro_model.
     allowed_models: tuple[str, ...] = ()
-    # Caps concurrent Chat streams; also sizes the Bedrock thread pool and botocore's
-    # connection pool, so a stream never waits for a thread or a connection.
-    max_streams: int = 512
+    # Caps concurrent Chat streams in one process (each worker has its own cap); also sizes
+    # the Bedrock connection pool, so a stream never waits for a connection. 4096 holds
+    # 2,000 concurrent DualChats (two streams each) with room to spare.
+    max_streams: int = 4096
     bedrock_read_timeout_s: float = 3600.0
     bedrock_connect_timeout_s: float = 10.0
     # None: botocore decides (AWS_MAX_ATTEMPTS or the profile's max_attempts, else 3).
@@ -148,6 +157,9 @@ class Settings:
     cloudwatch_queue_size: int = 10_000
     # Prompt and answer text in logs: off, so logs can go where the conversations may not.
     log_content: bool = False
+    # Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+    workers: int = 1
+    event_loop: str = loops.DEFAULT
 
     def resolve_model(self, requested: str) -> str | None:
         """The Bedrock id for an alias or an accepted id; None when it is not accepted."""
@@ -217,6 +229,8 @@ def load(env: Mapping[str, str]) -> Settings:
             env, "DUALNOVA_CLOUDWATCH_QUEUE", defaults.cloudwatch_queue_size, minimum=1
         ),
         log_content=read_bool(env, "DUALNOVA_LOG_CONTENT", defaults.log_content),
+        workers=workers.read_workers(env, "INFERENCE_WORKERS"),
+        event_loop=loops.read(env),
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dualnova import event_loop
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.rpc_tracing import ServerTracing
 from dualnova.shutdown import drain, stop_signals
@@ -26,12 +28,27 @@ class ListenError(Exception):
     """The listen address cannot be bound; the message names it."""
 
 
-async def serve(settings: Settings, runtime: BedrockRuntime, probes: BedrockProbes) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (dualnova.shutdown) and return."""
+async def serve(
+    settings: Settings,
+    runtime: BedrockRuntime,
+    probes: BedrockProbes,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then drain (dualnova.shutdown) and return.
+
+    `reuse_port` is for a worker among several on one port (dualnova.workers);
+    otherwise a port that another server holds fails here, rather than being
+    shared with it as gRPC's default SO_REUSEPORT would. `on_ready` runs once
+    the server accepts calls.
+    """
     received = stop_signals()
     health = InferenceHealth(settings, probes)
     publisher = _cloudwatch_publisher(settings, health)
-    server = grpc.aio.server(interceptors=[ServerTracing()])
+    server = grpc.aio.server(
+        options=[("grpc.so_reuseport", int(reuse_port))], interceptors=[ServerTracing()]
+    )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(
         ChatServicer(
             settings, runtime, outcomes=health.runtime, telemetry=ChatTelemetry(publisher)
@@ -48,20 +65,27 @@ async def serve(settings: Settings, runtime: BedrockRuntime, probes: BedrockProb
         server,
     )
     try:
-        server.add_insecure_port(settings.listen)
-    except RuntimeError as exc:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
         await probes.aclose()
         raise ListenError(
             f"INFERENCE_LISTEN={settings.listen!r}: cannot listen there"
             " (in use, or not an address of this machine)"
-        ) from exc
+        )
     # Bound first (a taken port fails at once), probed next, so the first health
     # answer any client gets is a real one.
     await health.start()
     if publisher is not None:
         await publisher.start()
     await server.start()
-    logger.info("inference service listening", extra={"address": settings.listen})
+    logger.info(
+        "inference service listening",
+        extra={"address": settings.listen, "event_loop": event_loop.current()},
+    )
+    if on_ready is not None:
+        on_ready()
 
     signal_received = await received
     logger.info(f"inference service stopping on {signal_received.name}")

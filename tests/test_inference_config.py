@@ -102,11 +102,13 @@ def test_defaults() -> None:
     assert settings.micro_model == "amazon.nova-micro-v1:0"
     assert settings.pro_model == "amazon.nova-pro-v1:0"
     assert settings.allowed_models == ()
-    assert settings.max_streams == 512
+    assert settings.max_streams == 4096  # per worker: 2,000 DualChats are 4,000 streams
     assert settings.bedrock_read_timeout_s == 3600
     assert settings.bedrock_connect_timeout_s == 10
     assert settings.bedrock_max_attempts is None  # botocore: AWS_MAX_ATTEMPTS, else 3
     assert settings.default_max_tokens == 1024
+    assert settings.workers == 1  # one process, port not shared
+    assert settings.event_loop == "asyncio"
 
 
 def test_our_max_attempts_wins_over_aws_max_attempts() -> None:

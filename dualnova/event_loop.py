@@ -1,0 +1,49 @@
+"""The asyncio event loop a service runs on: the standard one, or uvloop when asked.
+
+DUALNOVA_EVENT_LOOP (flag --event-loop) is `asyncio` (the default) or
+`uvloop`. grpc.aio, signal handlers and the health and shutdown machinery
+behave the same on both; the choice exists so the two can be measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+from dualnova.settings import Flag, read_choice
+
+__all__ = ["CHOICES", "DEFAULT", "FLAG", "VARIABLE", "current", "read", "run"]
+
+VARIABLE = "DUALNOVA_EVENT_LOOP"
+CHOICES = ("asyncio", "uvloop")
+DEFAULT = "asyncio"
+FLAG = Flag(
+    "--event-loop",
+    VARIABLE,
+    "event loop the server runs on: asyncio or uvloop (default asyncio)",
+)
+
+T = TypeVar("T")
+
+
+def read(env: Mapping[str, str]) -> str:
+    """The configured loop's name; ConfigError for anything else."""
+    return read_choice(env, VARIABLE, DEFAULT, CHOICES)
+
+
+def run(main: Coroutine[Any, Any, T], kind: str) -> T:
+    """asyncio.run(main) on the loop named `kind`."""
+    if kind == "uvloop":
+        # Imported here: only a service asked to run on it loads it.
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(main)
+    return asyncio.run(main)
+
+
+def current() -> str:
+    """The name of the loop this coroutine runs on, for the start-up log line."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"

@@ -69,7 +69,7 @@ def flag(variable: str) -> Flag:
         "--workers",
         variable,
         "server processes sharing the listen port (SO_REUSEPORT), e.g. one per core;"
-        " limits such as INFERENCE_MAX_STREAMS apply to each (default 1)",
+        " each has its own limits and health probes (default 1)",
     )
 
 

@@ -35,9 +35,12 @@ _MIN_CLIENT_PING_INTERVAL_MS = 10_000
 
 
 def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tuple[str, int]]:
-    """Server channel arguments: connection age cap (clients rebalance), keepalive policy,
-    and SO_REUSEPORT only for a worker among several on one port (dualnova.workers):
-    gRPC's default (on) would let a second server share a taken port silently."""
+    """Server channel arguments: connection age cap, keepalive policy, SO_REUSEPORT.
+
+    The age cap makes clients reconnect and rebalance. SO_REUSEPORT is on only
+    for a worker among several on one port (dualnova.workers): gRPC's default
+    (on) would let a second server share a taken port without a word.
+    """
     options = [
         ("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS),
         ("grpc.so_reuseport", int(reuse_port)),

@@ -32,9 +32,11 @@ import json
 import logging
 import random
 import ssl
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import botocore
@@ -151,6 +153,7 @@ class AwsTransport:
         self._user_agent = f"{user_agent} Botocore/{botocore.__version__}"
         self._ca_bundle = ca_bundle
         self._quota = RetryQuota()
+        self._proxy = proxy_for(endpoint.url)
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -160,8 +163,9 @@ class AwsTransport:
                 # No pool limit: the service's stream cap bounds open streams already.
                 connector=aiohttp.TCPConnector(limit=0, ssl=context, enable_cleanup_closed=True),
                 timeout=self._timeout,
-                # HTTPS_PROXY / NO_PROXY, as botocore honours them.
-                trust_env=True,
+                # The proxy is resolved once (proxy_for): trust_env would read the
+                # environment and ~/.netrc again on every request.
+                trust_env=False,
                 # Bedrock's answers are read as bytes; no cookies travel between calls.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
@@ -233,6 +237,7 @@ class AwsTransport:
                 URL(url, encoded=True),
                 data=body or None,
                 headers=signed,
+                proxy=self._proxy,
                 # Bedrock's answers are never compressed; nothing unsigned is added to the body.
                 skip_auto_headers=("Accept-Encoding", "Content-Type"),
             )
@@ -336,6 +341,15 @@ def translate_read_error(exc: BaseException, endpoint_url: str) -> Exception:
     if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
         return boto.ReadTimeoutError(endpoint_url=endpoint_url)
     return boto.ResponseStreamingError(error=exc)
+
+
+def proxy_for(url: str) -> str | None:
+    """HTTPS_PROXY / HTTP_PROXY for `url` unless NO_PROXY covers its host, as botocore does."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxies.get(parts.scheme)
 
 
 def _cause(exc: Exception) -> str:

@@ -20,24 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from dualnova.settings import ConfigError, read_float
-
 __all__ = [
-    "DEFAULT_INTERVAL_S",
     "HealthServicer",
     "LIST_LIMIT",
     "NOT_SERVING",
     "SERVER",
     "SERVING",
     "StatusBoard",
-    "read_interval",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,18 +44,6 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVER = ""
 # A90: a server may refuse List with RESOURCE_EXHAUSTED past a limit of its choosing.
 LIST_LIMIT = 100
-
-INTERVAL_VARIABLE = "DUALNOVA_HEALTH_INTERVAL"
-DEFAULT_INTERVAL_S = 5.0
-MAX_INTERVAL_S = 3600.0
-
-
-def read_interval(env: Mapping[str, str]) -> float:
-    """DUALNOVA_HEALTH_INTERVAL: seconds between dependency probes, > 0 (default 5)."""
-    interval = read_float(env, INTERVAL_VARIABLE, DEFAULT_INTERVAL_S, maximum=MAX_INTERVAL_S)
-    if not interval > 0 or not math.isfinite(interval):
-        raise ConfigError(f"{INTERVAL_VARIABLE}={env.get(INTERVAL_VARIABLE)!r}: must be above 0")
-    return interval
 
 
 class HealthServicer(health.aio.HealthServicer):

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dualnova.health_service import DEFAULT_INTERVAL_S
+from dualnova.settings import DEFAULT_INTERVAL_S
 from dualnova.inference.v1 import inference_pb2_grpc
 
 __all__ = [

@@ -3,8 +3,9 @@
 Each route is an asyncio task relaying its upstream Chat stream into one
 queue; the merge reads the queue and decides when each event goes out
 (interleaved: at once; micro-first: Pro's events wait until Micro's stream
-ends). A route's failure becomes that route's error event and never touches
-the other route. Closing the event generator (the caller hung up, the
+ends), and deltas waiting for a slow caller go out merged (gateway.backlog).
+A route's failure becomes that route's error event and never touches the
+other route. Closing the event generator (the caller hung up, the
 deadline passed) cancels both upstream calls, so the inference service stops
 paying Bedrock for an answer nobody reads.
 """
@@ -16,18 +17,19 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import grpc
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2
-from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.inference.v1 import inference_pb2
 from gateway.backlog import Backlog
 from gateway.config import Settings
 from gateway.routes import ROUTES, build_chat_request
 from gateway.tracing import TRACE_ID_METADATA_KEY, route_call
 
-__all__ = ["DualChat", "route_error", "summarize"]
+__all__ = ["ChatStub", "DualChat", "route_error", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +46,18 @@ class _RouteEnded:
 _QueueItem = gateway_pb2.DualChatResponse | _RouteEnded
 
 
+class ChatStub(Protocol):
+    """InferenceService/Chat as the generated stub has it (or gateway.upstream.ChatCallers)."""
+
+    def Chat(  # noqa: N802 - the RPC's name
+        self, request: inference_pb2.ChatRequest, **kwargs: Any
+    ) -> grpc.aio.UnaryStreamCall: ...
+
+
 class DualChat:
     """Runs DualChat calls against one inference service stub; one instance per server."""
 
-    def __init__(self, stub: inference_pb2_grpc.InferenceServiceStub, settings: Settings) -> None:
+    def __init__(self, stub: ChatStub, settings: Settings) -> None:
         self._stub = stub
         self._settings = settings
         self._target = settings.inference_target

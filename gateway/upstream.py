@@ -1,14 +1,17 @@
-"""The gateway's one connection to the inference service.
+"""The gateway's connections to the inference service.
 
-One long-lived grpc.aio channel serves every DualChat: HTTP/2 multiplexes the
-streams, so a channel per call would only add handshakes. With a resolver
-target (dns:///inference:50051) the channel sees every replica's address and
-the round_robin policy spreads calls over them one by one; the inference
-servers' max connection age makes the channel re-resolve, so new replicas
+A few long-lived grpc.aio channels serve every DualChat, each call on the
+next channel in turn: HTTP/2 multiplexes the streams, so a channel per call
+would only add handshakes, while more than one lets an inference service
+that runs several worker processes on one port (the kernel hands each of
+them whole connections) share the calls among them. With a resolver target
+(dns:///inference:50051) each channel sees every replica's address and the
+round_robin policy spreads calls over them one by one; the inference
+servers' max connection age makes the channels re-resolve, so new replicas
 join the rotation.
 
 The health follower lives here too: one Watch stream per inference health
-name the gateway depends on ("", model/micro, model/pro) on the same channel,
+name the gateway depends on ("", model/micro, model/pro) on the first channel,
 re-opened with jittered exponential backoff (capped at the health interval)
 after the stream breaks or the server ends it while draining. While a stream
 is down its name counts as NOT_SERVING. The channel's own reconnect backoff is
@@ -20,20 +23,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.settings import DEFAULT_INTERVAL_S
-from dualnova.inference.v1 import inference_pb2_grpc
 
 __all__ = [
     "SERVICE_CONFIG",
+    "CONNECTIONS",
     "Backoff",
+    "ChatCallers",
     "HealthFollower",
     "Upstream",
     "channel_options",
@@ -54,6 +61,14 @@ SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 # with the inference server's grpc.http2.min_ping_interval_without_data_ms.
 KEEPALIVE_TIME_MS = 300_000
 KEEPALIVE_TIMEOUT_MS = 20_000
+
+
+# Connections to the inference service (channels). Several, so that calls
+# spread over its worker processes when it runs more than one on its port.
+CONNECTIONS = 4
+# Without it, gRPC lets channels with the same target and arguments share
+# subchannels, so they would share one connection.
+_OWN_SUBCHANNELS = ("grpc.use_local_subchannel_pool", 1)
 
 
 # First wait before re-opening a broken health stream; it grows to the health interval.
@@ -164,17 +179,52 @@ class HealthFollower:
         await self._listener(dict(self._serving), reason)
 
 
+class ChatCallers:
+    """InferenceService/Chat spread over several channels, one call each in turn.
+
+    All of a channel's calls share its one HTTP/2 connection (per replica),
+    and a server process serves a connection alone. With several server
+    processes on one port (INFERENCE_WORKERS, SO_REUSEPORT), the kernel
+    spreads connections, not calls, over them: one connection would put every
+    call on one worker. The kernel picks a worker per connection by a hash of
+    its addresses, so a few more connections than workers spread better. Each
+    channel here has a subchannel pool of its own, so it opens a connection
+    of its own.
+    """
+
+    def __init__(self, channels: Sequence[grpc.aio.Channel]) -> None:
+        self._stubs = [inference_pb2_grpc.InferenceServiceStub(channel) for channel in channels]
+        self._turn = itertools.cycle(self._stubs)
+
+    def Chat(  # noqa: N802 - the stub's method name
+        self, request: inference_pb2.ChatRequest, **kwargs: Any
+    ) -> grpc.aio.UnaryStreamCall:
+        return next(self._turn).Chat(request, **kwargs)
+
+
 class Upstream:
-    """The channel to the inference service, its stub, and its health follower.
+    """The channels to the inference service, a stub over them, and the health follower.
 
     Create inside the running loop.
     """
 
-    def __init__(self, target: str, *, reconnect_max_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        reconnect_max_s: float = DEFAULT_INTERVAL_S,
+        connections: int = CONNECTIONS,
+    ) -> None:
         self.target = target
         self._reconnect_max_s = reconnect_max_s
-        self.channel = grpc.aio.insecure_channel(target, options=channel_options(reconnect_max_s))
-        self.stub = inference_pb2_grpc.InferenceServiceStub(self.channel)
+        options = channel_options(reconnect_max_s)
+        self.channels = [
+            grpc.aio.insecure_channel(target, options=[*options, _OWN_SUBCHANNELS])
+            for _ in range(connections)
+        ]
+        # Health follows the first connection, as it did when there was only one.
+        self.channel = self.channels[0]
+        self.stub = ChatCallers(self.channels)
         self._follower: HealthFollower | None = None
 
     def follow_health(self, names: Iterable[str], listener: HealthListener) -> None:
@@ -185,8 +235,8 @@ class Upstream:
         self._follower.start()
 
     async def close(self, grace: float | None = None) -> None:
-        """Stop following health, then close the channel (running calls get `grace` seconds)."""
+        """Stop following health, then close the channels (running calls get `grace` seconds)."""
         if self._follower is not None:
             await self._follower.stop()
             self._follower = None
-        await self.channel.close(grace)
+        await asyncio.gather(*(channel.close(grace) for channel in self.channels))

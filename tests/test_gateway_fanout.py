@@ -25,6 +25,7 @@ from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from gateway import server
 from gateway.backlog import MAX_MERGED_CHARS, MERGE_BACKLOG, Backlog
 from gateway.config import Settings
+from gateway.upstream import CONNECTIONS
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -71,6 +72,7 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
     requests: list[inference_pb2.ChatRequest] = field(default_factory=list)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     time_remaining: dict[str, float | None] = field(default_factory=dict)
+    peers: set[str] = field(default_factory=set)  # the connections calls came on
     cancelled: dict[str, asyncio.Event] = field(default_factory=dict)
     finished: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -86,6 +88,7 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
         self.requests.append(request)
         self.metadata[model] = dict(context.invocation_metadata() or ())
         self.time_remaining[model] = context.time_remaining()
+        self.peers.add(context.peer())
         reply = self.replies[model]
         try:
             await context.write(
@@ -515,6 +518,19 @@ def test_caller_deadline_and_trace_id_are_forwarded_upstream() -> None:
             # gRPC rounds deadlines on the wire; "about 30 s" is the point, not the digits.
             assert remaining is not None and 0 < remaining < 31
             assert h.fake.metadata[route]["x-trace-id"] == trace_id
+
+    run(body())
+
+
+def test_calls_take_turns_over_several_upstream_connections() -> None:
+    # One connection would put every call on one inference worker process.
+    async def body() -> None:
+        async with running() as h:
+            for _ in range(CONNECTIONS):
+                await collect(h.stub.DualChat(question()))
+
+        assert CONNECTIONS > 1
+        assert len(h.fake.peers) == CONNECTIONS, h.fake.peers
 
     run(body())
 

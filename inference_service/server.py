@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 from dualnova import event_loop
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.rpc_tracing import ServerTracing
+from dualnova.server_options import common_server_options
 from dualnova.shutdown import drain, stop_signals
 from inference_service import cloudwatch
 from inference_service.bedrock import BedrockRuntime
@@ -22,6 +23,9 @@ from inference_service.config import Settings
 from inference_service.health import InferenceHealth
 
 logger = logging.getLogger(__name__)
+
+
+_PENDING_HEADROOM = 1024
 
 
 class ListenError(Exception):
@@ -47,7 +51,12 @@ async def serve(
     health = InferenceHealth(settings, probes)
     publisher = _cloudwatch_publisher(settings, health)
     server = grpc.aio.server(
-        options=[("grpc.so_reuseport", int(reuse_port))], interceptors=[ServerTracing()]
+        options=common_server_options(
+            reuse_port=reuse_port,
+            # Every Chat the cap may admit, plus room for health checks and refusals.
+            pending_calls=settings.max_streams + _PENDING_HEADROOM,
+        ),
+        interceptors=[ServerTracing()],
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(
         ChatServicer(

@@ -1,4 +1,4 @@
-"""500 DualChats at once through the real emulator, inference service and gateway, all exact.
+"""500 and 1,000 DualChats at once through the emulator, inference service and gateway, all exact.
 
 The processes are this module's own (pace 0, a stream cap far above the
 load), so nothing here waits on pacing and nothing shares their queues with
@@ -28,7 +28,7 @@ from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.stack import Stack
 
-CONCURRENCY = 500
+CONCURRENCY = (500, 1000)
 # A few connections, as a handful of client processes would open.
 CHANNELS = 4
 # Seconds any one DualChat may take; the whole run must end well inside the test timeout.
@@ -143,14 +143,19 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Stack(
         pace=0,
         log_dir=log_dir,
-        inference_env={"INFERENCE_MAX_STREAMS": str(4 * CONCURRENCY)},
+        inference_env={"INFERENCE_MAX_STREAMS": str(4 * max(CONCURRENCY))},
     ) as stack:
         yield stack
 
 
 @pytest.mark.timeout(120)
-def test_500_concurrent_dual_chats_are_each_exact_and_complete(load_stack: Stack) -> None:
-    questions = [question(index) for index in range(CONCURRENCY)]
+# 1,000 DualChats are 2,000 Chats at once upstream: past gRPC's default pending-call limit.
+@pytest.mark.parametrize("concurrency", [500, 1000])
+def test_concurrent_dual_chats_are_each_exact_and_complete(
+    load_stack: Stack, concurrency: int
+) -> None:
+    load_stack.emulator.reset()
+    questions = [question(index) for index in range(concurrency)]
 
     started = time.monotonic()
     calls = asyncio.run(run_load(load_stack.gateway.address, questions, CHANNELS))

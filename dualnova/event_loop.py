@@ -8,10 +8,11 @@ behave the same on both; the choice exists so the two can be measured.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from dualnova.settings import Flag, read_choice
+from dualnova.settings import ConfigError, Flag, read_choice
 
 __all__ = ["CHOICES", "DEFAULT", "FLAG", "VARIABLE", "current", "read", "run"]
 
@@ -28,8 +29,11 @@ T = TypeVar("T")
 
 
 def read(env: Mapping[str, str]) -> str:
-    """The configured loop's name; ConfigError for anything else."""
-    return read_choice(env, VARIABLE, DEFAULT, CHOICES)
+    """The configured loop's name; ConfigError for anything else, or for a loop not installed."""
+    kind = read_choice(env, VARIABLE, DEFAULT, CHOICES)
+    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(f"{VARIABLE}=uvloop: uvloop is not installed in this environment")
+    return kind
 
 
 def run(main: Coroutine[Any, Any, T], kind: str) -> T:

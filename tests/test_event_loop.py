@@ -1,4 +1,4 @@
-"""DUALNOVA_EVENT_LOOP: both services serve, stream and drain on uvloop as on asyncio."""
+"""DUALNOVA_EVENT_LOOP: both services serve, stream and drain on asyncio as on uvloop."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from test_inference_config import GOOD_AWS, run_service
 from bedrock_emulator.answers import compose_answer
 from dualnova.stack import EmulatorHandle
 
-UVLOOP = {"DUALNOVA_EVENT_LOOP": "uvloop"}
+ASYNCIO = {"DUALNOVA_EVENT_LOOP": "asyncio"}
 
 
 def loop_of(log: Path, message: str) -> str:
@@ -24,10 +24,10 @@ def loop_of(log: Path, message: str) -> str:
     return line["event_loop"]
 
 
-def test_dual_chat_end_to_end_with_both_services_on_uvloop(
+def test_dual_chat_end_to_end_with_both_services_on_asyncio(
     emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    with running_pair(emulator, tmp_path, inference_env=UVLOOP, gateway_env=UVLOOP) as pair:
+    with running_pair(emulator, tmp_path, inference_env=ASYNCIO, gateway_env=ASYNCIO) as pair:
         result = dual_chat(pair.gateway.address, ask("What is Amazon Bedrock?"))
     assert set(result.routes) == {"micro", "pro"}
     requests = [e for e in emulator.requests() if e["operation"] == "ConverseStream"]
@@ -35,16 +35,17 @@ def test_dual_chat_end_to_end_with_both_services_on_uvloop(
         assert route.stop is not None and route.error is None
         (request,) = [e for e in requests if e["model_id"] == route.start.model_id]
         assert route.text == compose_answer(route.start.model_id, request["body"]).text
-    assert loop_of(tmp_path / "inference_service.log", "inference service listening") == "uvloop"
-    assert loop_of(tmp_path / "gateway.log", "gateway listening") == "uvloop"
-    assert pair.exit_codes == {"gateway": 0, "inference_service": 0}  # drained on uvloop too
-
-
-def test_asyncio_is_the_default(emulator: EmulatorHandle, tmp_path: Path) -> None:
-    with running_pair(emulator, tmp_path):
-        pass
     assert loop_of(tmp_path / "inference_service.log", "inference service listening") == "asyncio"
     assert loop_of(tmp_path / "gateway.log", "gateway listening") == "asyncio"
+    assert pair.exit_codes == {"gateway": 0, "inference_service": 0}  # drained on asyncio too
+
+
+def test_uvloop_is_the_default(emulator: EmulatorHandle, tmp_path: Path) -> None:
+    # Every other test runs the services on the default, so uvloop is what they exercise.
+    with running_pair(emulator, tmp_path):
+        pass
+    assert loop_of(tmp_path / "inference_service.log", "inference service listening") == "uvloop"
+    assert loop_of(tmp_path / "gateway.log", "gateway listening") == "uvloop"
 
 
 @pytest.mark.parametrize("service", ["inference_service", "gateway"])

@@ -108,7 +108,7 @@ def test_defaults() -> None:
     assert settings.bedrock_max_attempts is None  # botocore: AWS_MAX_ATTEMPTS, else 3
     assert settings.default_max_tokens == 1024
     assert settings.workers == 1  # one process, port not shared
-    assert settings.event_loop == "asyncio"
+    assert settings.event_loop == "uvloop"
 
 
 def test_our_max_attempts_wins_over_aws_max_attempts() -> None:

@@ -51,7 +51,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--bedrock-read-timeout",
         "DUALNOVA_BEDROCK_READ_TIMEOUT",
-        "seconds botocore waits for bytes from Bedrock (default 3600, AWS's advice for Nova)",
+        "seconds the service waits for bytes from Bedrock, for the headers and between reads"
+        " (default 3600, AWS's advice for Nova)",
     ),
     Flag(
         "--bedrock-connect-timeout",
@@ -61,8 +62,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--bedrock-max-attempts",
         "DUALNOVA_BEDROCK_MAX_ATTEMPTS",
-        "botocore total attempts per call, standard retry mode; overrides AWS_MAX_ATTEMPTS"
-        " (default: AWS_MAX_ATTEMPTS, else 3)",
+        "total attempts per call before a stream starts, botocore's standard retry mode;"
+        " overrides AWS_MAX_ATTEMPTS (default: AWS_MAX_ATTEMPTS, else 3)",
     ),
     Flag(
         "--default-max-tokens",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,7 +22,7 @@ from importlib import metadata
 import grpc
 
 from bedrock_emulator.catalog import find_model
-from bench import aio_clients
+from bench import aio_clients, transport_clients
 from bench.clients import (
     ROUTES,
     Sample,
@@ -176,6 +176,30 @@ def _aio_dual(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
     return asyncio.run(cell())
 
 
+def _transport_single(route: str) -> Runner:
+    def run(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
+        call = transport_clients.conversation(config.model(route), config.question, route)
+
+        async def cell() -> Load:
+            runtime = transport_clients.bedrock_runtime(
+                targets.aws_env, streams=2 * plan.concurrency, timeout_s=config.call_timeout_s
+            )
+            try:
+                return await run_tasks(
+                    lambda: _one(transport_clients.transport_stream(runtime, route, call)), plan
+                )
+            finally:
+                await runtime.aclose()
+
+        return asyncio.run(cell())
+
+    return run
+
+
+async def _one(sample: Awaitable[Sample]) -> list[Sample]:
+    return [await sample]
+
+
 async def _ready_channel(address: str, timeout_s: float) -> grpc.aio.Channel:
     channel = grpc.aio.insecure_channel(address)
     try:
@@ -243,6 +267,14 @@ SCENARIOS: dict[str, Scenario] = {
             **_AIO,
         ),
         Scenario(
+            "transport-micro",
+            ("micro",),
+            _transport_single("micro"),
+            "the inference service's Bedrock client (aiohttp + botocore's signer) in this"
+            " process, Nova Micro; one asyncio loop, no gRPC",
+            baselines=("boto3-micro", "aiobotocore-micro"),
+        ),
+        Scenario(
             "chat-micro",
             ("micro",),
             _chat("micro"),
@@ -264,6 +296,13 @@ SCENARIOS: dict[str, Scenario] = {
             "aiobotocore converse_stream straight to the emulator, Nova Pro; one asyncio loop",
             baselines=("boto3-pro",),
             **_AIO,
+        ),
+        Scenario(
+            "transport-pro",
+            ("pro",),
+            _transport_single("pro"),
+            "the inference service's Bedrock client in this process, Nova Pro; one asyncio loop",
+            baselines=("boto3-pro", "aiobotocore-pro"),
         ),
         Scenario(
             "chat-pro",
@@ -302,6 +341,7 @@ SCENARIOS: dict[str, Scenario] = {
 DEFAULT_SCENARIOS = (
     "boto3-micro",
     "aiobotocore-micro",
+    "transport-micro",
     "chat-micro",
     "boto3-dual",
     "aiobotocore-dual",

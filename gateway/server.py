@@ -12,14 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from dualnova import event_loop
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from dualnova.rpc_tracing import ServerTracing
-from dualnova.server_options import common_server_options
-from dualnova.settings import ConfigError
+from dualnova.grpc_server import bind, common_server_options, new_server
 from dualnova.shutdown import drain, stop_signals
 from gateway.config import Settings
 from gateway.fanout import DualChat
@@ -31,6 +27,8 @@ __all__ = ["RunningGateway", "serve", "server_options", "start"]
 
 logger = logging.getLogger(__name__)
 
+LISTEN_VARIABLE = "GATEWAY_LISTEN"
+_SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 # DualChats that may wait for the event loop to pick them up (see common_server_options):
 # 2,000 at once measured zero CANCELLED with this, and hundreds with gRPC's 1,000.
 PENDING_CALLS = 8192
@@ -75,34 +73,23 @@ class RunningGateway:
 
 
 async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGateway:
-    """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound."""
+    """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound.
+
+    `reuse_port` is for a worker among several on one port (dualnova.workers).
+    """
     upstream = Upstream(settings.inference_target, reconnect_max_s=settings.health_interval_s)
     health = GatewayHealth()
-    server = grpc.aio.server(
-        options=server_options(settings, reuse_port=reuse_port), interceptors=[ServerTracing()]
+    server = new_server(
+        server_options(settings, reuse_port=reuse_port), health.servicer, (_SERVICE_NAME,)
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(
         GatewayServicer(DualChat(upstream.stub, settings)), server
     )
-    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection(
-        (
-            gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
     try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError:
-        port = 0
-    if port == 0:
+        port = bind(server, settings.listen, LISTEN_VARIABLE)
+    except BaseException:
         await upstream.close()
-        raise ConfigError(
-            f"GATEWAY_LISTEN={settings.listen!r}: cannot listen there (port in use or not a"
-            " local address)"
-        )
+        raise
     await health.start()
     upstream.follow_health(UPSTREAM_NAMES, health.follow)
     await server.start()

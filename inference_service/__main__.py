@@ -65,7 +65,7 @@ def _serve(
     """One server process: alone, or one worker of several."""
     from inference_service.bedrock import BedrockSetupError, build_client, open_session
     from inference_service.bedrock_probes import build_probes
-    from inference_service.server import ListenError, serve
+    from inference_service.server import serve
 
     worker = None if role is None else role.index
     logs.setup(PROG, worker=worker)
@@ -87,7 +87,7 @@ def _serve(
             ),
             settings.event_loop,
         )
-    except ListenError as exc:
+    except ConfigError as exc:  # the listen address could not be bound
         return refuse_to_start(PROG, exc)
     finally:
         otel.shutdown()

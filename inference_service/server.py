@@ -1,18 +1,22 @@
-"""Wiring: the gRPC server with Chat, health and reflection, until SIGTERM or SIGINT."""
+"""Wiring: the grpc.aio server with Chat, health and reflection.
+
+start() is what `python -m inference_service` runs and what tests may run in
+process (on port 0 when they like); serve() adds the signals and the drain.
+The gateway's server.py has the same shape (dualnova.grpc_server builds both).
+"""
 
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from dualnova import event_loop
+from dualnova.grpc_server import bind, common_server_options, new_server
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.rpc_tracing import ServerTracing
-from dualnova.server_options import common_server_options
 from dualnova.shutdown import drain, stop_signals
 from inference_service import cloudwatch
 from inference_service.bedrock import BedrockRuntime
@@ -24,12 +28,76 @@ from inference_service.health import InferenceHealth
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["RunningInference", "serve", "start"]
 
+LISTEN_VARIABLE = "INFERENCE_LISTEN"
+# Chats the cap may admit, plus room for health checks and refusals, may wait for the
+# event loop to pick them up (see dualnova.grpc_server.common_server_options).
 _PENDING_HEADROOM = 1024
+_SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 
 
-class ListenError(Exception):
-    """The listen address cannot be bound; the message names it."""
+@dataclass
+class RunningInference:
+    """A started inference server and what it owns; stop() releases all of it."""
+
+    server: grpc.aio.Server
+    health: InferenceHealth
+    runtime: BedrockRuntime
+    publisher: cloudwatch.CloudWatchPublisher | None
+    address: str
+    port: int
+
+    async def stop(
+        self, grace: float, *, delay: float = 0.0, received: signal.Signals = signal.SIGINT
+    ) -> None:
+        """Stop probing, drain (dualnova.shutdown), then close Bedrock's pool and CloudWatch."""
+        await self.health.stop()
+        await drain(self.server, self.health.servicer, delay=delay, grace=grace, received=received)
+        await self.runtime.aclose()
+        if self.publisher is not None:
+            await self.publisher.stop()
+
+
+async def start(
+    settings: Settings,
+    runtime: BedrockRuntime,
+    probes: BedrockProbes,
+    *,
+    reuse_port: bool = False,
+) -> RunningInference:
+    """Build, bind, probe once and start; ConfigError when INFERENCE_LISTEN cannot be bound.
+
+    `reuse_port` is for a worker among several on one port (dualnova.workers).
+    """
+    health = InferenceHealth(settings, probes)
+    publisher = _cloudwatch_publisher(settings, health)
+    server = new_server(
+        common_server_options(
+            reuse_port=reuse_port, pending_calls=settings.max_streams + _PENDING_HEADROOM
+        ),
+        health.servicer,
+        (_SERVICE_NAME,),
+    )
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(
+        ChatServicer(
+            settings, runtime, outcomes=health.runtime, telemetry=ChatTelemetry(publisher)
+        ),
+        server,
+    )
+    try:
+        port = bind(server, settings.listen, LISTEN_VARIABLE)
+    except BaseException:
+        await probes.aclose()
+        raise
+    # Bound first (a taken port fails at once), probed next, so the first health
+    # answer any client gets is a real one.
+    await health.start()
+    if publisher is not None:
+        await publisher.start()
+    await server.start()
+    host = settings.listen.rpartition(":")[0]
+    return RunningInference(server, health, runtime, publisher, f"{host}:{port}", port)
 
 
 async def serve(
@@ -40,75 +108,23 @@ async def serve(
     reuse_port: bool = False,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain (dualnova.shutdown) and return.
+    """Run until SIGTERM or SIGINT, then drain and return (the caller exits 0).
 
-    `reuse_port` is for a worker among several on one port (dualnova.workers);
-    otherwise a port that another server holds fails here, rather than being
-    shared with it as gRPC's default SO_REUSEPORT would. `on_ready` runs once
-    the server accepts calls.
+    `on_ready` runs once the server accepts calls.
     """
     received = stop_signals()
-    health = InferenceHealth(settings, probes)
-    publisher = _cloudwatch_publisher(settings, health)
-    server = grpc.aio.server(
-        options=common_server_options(
-            reuse_port=reuse_port,
-            # Every Chat the cap may admit, plus room for health checks and refusals.
-            pending_calls=settings.max_streams + _PENDING_HEADROOM,
-        ),
-        interceptors=[ServerTracing()],
-    )
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(
-        ChatServicer(
-            settings, runtime, outcomes=health.runtime, telemetry=ChatTelemetry(publisher)
-        ),
-        server,
-    )
-    health_pb2_grpc.add_HealthServicer_to_server(health.servicer, server)
-    reflection.enable_server_reflection(
-        (
-            inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ),
-        server,
-    )
-    try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError:
-        port = 0
-    if port == 0:
-        await probes.aclose()
-        raise ListenError(
-            f"INFERENCE_LISTEN={settings.listen!r}: cannot listen there"
-            " (in use, or not an address of this machine)"
-        )
-    # Bound first (a taken port fails at once), probed next, so the first health
-    # answer any client gets is a real one.
-    await health.start()
-    if publisher is not None:
-        await publisher.start()
-    await server.start()
+    running = await start(settings, runtime, probes, reuse_port=reuse_port)
     logger.info(
         "inference service listening",
-        extra={"address": settings.listen, "event_loop": event_loop.current()},
+        extra={"address": running.address, "event_loop": event_loop.current()},
     )
     if on_ready is not None:
         on_ready()
-
     signal_received = await received
     logger.info(f"inference service stopping on {signal_received.name}")
-    await health.stop()
-    await drain(
-        server,
-        health.servicer,
-        delay=settings.shutdown_delay_s,
-        grace=settings.shutdown_grace_s,
-        received=signal_received,
+    await running.stop(
+        settings.shutdown_grace_s, delay=settings.shutdown_delay_s, received=signal_received
     )
-    await runtime.aclose()
-    if publisher is not None:
-        await publisher.stop()
     logger.info("inference service stopped")
 
 

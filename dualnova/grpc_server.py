@@ -1,0 +1,72 @@
+"""Building a grpc.aio server the same way for both services: options, health, reflection, bind.
+
+Each service's server.py says what it serves; how a server is made, which
+channel arguments it gets, how health and reflection are added and how a bind
+failure is reported are written here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dualnova.health_service import HealthServicer
+from dualnova.rpc_tracing import ServerTracing
+from dualnova.settings import ConfigError
+
+__all__ = ["bind", "common_server_options", "new_server"]
+
+_HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
+def common_server_options(*, reuse_port: bool, pending_calls: int) -> list[tuple[str, int]]:
+    """SO_REUSEPORT only for workers sharing a port, and a pending-call queue sized to the load.
+
+    gRPC's default SO_REUSEPORT (on) would let a second server share a taken
+    port without a word; only a worker among several (dualnova.workers) wants it.
+
+    grpc.aio picks up new calls one at a time from its event loop; until then
+    a call waits in the server's pending queue, and past
+    grpc.server.max_pending_requests (default 1,000; all past the hard limit,
+    default 3,000) gRPC cancels new calls at random. A burst of 1,000 DualChats
+    is 2,000 Chats arriving at the inference service within milliseconds, so
+    the defaults ended hundreds of routes CANCELLED before any handler ran.
+    A waiting call costs only memory; the services refuse what they cannot
+    serve themselves (RESOURCE_EXHAUSTED), once the handler has run.
+    """
+    return [
+        ("grpc.so_reuseport", int(reuse_port)),
+        ("grpc.server.max_pending_requests", pending_calls),
+        ("grpc.server.max_pending_requests_hard_limit", pending_calls),
+    ]
+
+
+def new_server(
+    options: Sequence[tuple[str, int]],
+    health: HealthServicer,
+    service_names: Sequence[str],
+) -> grpc.aio.Server:
+    """A traced server with grpc.health.v1 and reflection (listing `service_names` and both)."""
+    server = grpc.aio.server(options=list(options), interceptors=[ServerTracing()])
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection(
+        (*service_names, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+    )
+    return server
+
+
+def bind(server: grpc.aio.Server, listen: str, variable: str) -> int:
+    """Bind `listen` (HOST:PORT, port 0 for any); ConfigError naming `variable` when it cannot."""
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise ConfigError(
+            f"{variable}={listen!r}: cannot listen there (in use, or not an address of this"
+            " machine)"
+        )
+    return port

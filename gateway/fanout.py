@@ -24,6 +24,7 @@ import grpc
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2
+from dualnova.routes import MICRO, PRO
 from gateway.backlog import Backlog
 from gateway.config import Settings
 from gateway.routes import ROUTES, build_chat_request
@@ -195,13 +196,13 @@ class _Order:
 
     def holds(self, event: gateway_pb2.DualChatResponse) -> bool:
         """True when `event` must wait (it is kept until route_ended releases it)."""
-        if self._holding and event.route == "pro":
+        if self._holding and event.route == PRO:
             self._held.append(event)
             return True
         return False
 
     def route_ended(self, route: str) -> list[gateway_pb2.DualChatResponse]:
-        if route != "micro" or not self._holding:
+        if route != MICRO or not self._holding:
             return []
         self._holding = False
         released, self._held = self._held, []

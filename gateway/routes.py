@@ -11,12 +11,10 @@ from __future__ import annotations
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2
+from dualnova.routes import ROUTES
 from gateway.config import RouteDefaults
 
 __all__ = ["ROUTES", "build_chat_request", "merge_inference_config", "route_override"]
-
-# Route names double as the inference service's model aliases.
-ROUTES = ("micro", "pro")
 
 _SCALARS = ("max_tokens", "temperature", "top_p")
 
@@ -48,7 +46,7 @@ def merge_inference_config(
 def build_chat_request(
     request: gateway_pb2.DualChatRequest, route: str, defaults: RouteDefaults
 ) -> inference_pb2.ChatRequest:
-    """The ChatRequest the gateway sends upstream for `route` ("micro" or "pro")."""
+    """The ChatRequest the gateway sends upstream for `route`, which is also its model alias."""
     override = route_override(request, route)
     return inference_pb2.ChatRequest(
         model=route,

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.routes import ROUTES
 
 __all__ = [
     "EXIT_BOTH_FAILED",
@@ -45,8 +46,8 @@ ORDERINGS = {
     "interleaved": gateway_pb2.ORDERING_INTERLEAVED,
     "micro-first": gateway_pb2.ORDERING_MICRO_FIRST,
 }
-ROUTES = ("micro", "pro")
-TITLES = {"micro": "Micro", "pro": "Pro"}
+# Column titles: the route names as people read them (Micro, Pro).
+TITLES = {route: route.capitalize() for route in ROUTES}
 TOKEN_COLUMNS = ("route", "input", "output", "total", "cache read", "cache write")
 
 

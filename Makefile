@@ -22,10 +22,24 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed lint
 	$(PY) -m pytest
 
+# buf breaking: the contract may only grow. protos/ is compared with main's committed protos
+# (in CI, a fresh clone of main, that is HEAD's: the working tree must not break them). A
+# checkout without a local main (detached, single-branch) compares with origin/main, else HEAD.
+GIT_DIR := $(shell git rev-parse --git-common-dir 2>/dev/null)
+PROTOS_BASE = $(shell git rev-parse --verify --quiet refs/heads/main >/dev/null && echo branch=main \
+	|| { git rev-parse --verify --quiet refs/remotes/origin/main >/dev/null && echo ref=origin/main; } \
+	|| echo ref=HEAD)
+
 lint: $(VENV)/.installed $(BUF)
 	$(BUF) lint protos
+ifeq ($(GIT_DIR),)
+	@echo "buf breaking: skipped, not a git checkout"
+else
+	$(BUF) breaking protos --against '$(GIT_DIR)#$(PROTOS_BASE),subdir=protos'
+endif
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Regenerate the committed Python stubs after editing protos/.
 protos: $(VENV)/.installed

@@ -16,28 +16,37 @@ import importlib.util
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from dualnova.settings import ConfigError, Flag, read_choice
+from dualnova.settings import ConfigError, Setting, as_choice
 
-__all__ = ["CHOICES", "DEFAULT", "FLAG", "VARIABLE", "current", "read", "run"]
+__all__ = ["CHOICES", "DEFAULT", "FLAG", "SETTING", "VARIABLE", "current", "read", "run"]
 
-VARIABLE = "DUALNOVA_EVENT_LOOP"
-CHOICES = ("asyncio", "uvloop")
-DEFAULT = "uvloop"
-FLAG = Flag(
+
+def _as_installed_loop(env: Mapping[str, str], setting: Setting[str]) -> str:
+    kind = as_choice(env, setting)
+    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(f"{setting.variable}=uvloop: uvloop is not installed in this environment")
+    return kind
+
+
+SETTING: Setting[str] = Setting(
+    "DUALNOVA_EVENT_LOOP",
     "--event-loop",
-    VARIABLE,
-    "event loop the server runs on: uvloop or asyncio (default uvloop)",
+    "event loop the server runs on: uvloop or asyncio",
+    default="uvloop",
+    reader=_as_installed_loop,
+    choices=("asyncio", "uvloop"),
 )
+VARIABLE = SETTING.variable
+CHOICES = SETTING.choices
+DEFAULT = SETTING.default
+FLAG = SETTING.flag
 
 T = TypeVar("T")
 
 
 def read(env: Mapping[str, str]) -> str:
     """The configured loop's name; ConfigError for anything else, or for a loop not installed."""
-    kind = read_choice(env, VARIABLE, DEFAULT, CHOICES)
-    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError(f"{VARIABLE}=uvloop: uvloop is not installed in this environment")
-    return kind
+    return SETTING.read(env)
 
 
 def run(main: Coroutine[Any, Any, T], kind: str) -> T:

@@ -1,8 +1,12 @@
 """Reading configuration from the environment, failing at start with one clear line.
 
-Each service's config module declares its variables with these readers; a bad
-value raises ConfigError naming the variable, which the service's __main__
-turns into a one-line message and exit status 2 (never a traceback later).
+Each service's config module declares each variable once, as a Setting: its
+name, flag, default, bounds, reader and meaning. The flag list, the --help
+text, the Settings dataclass defaults and load() all derive from that one
+declaration, and the README test checks each declared default against the
+configuration table, so they cannot drift apart. A bad value raises
+ConfigError naming the variable, which the service's __main__ turns into a
+one-line message and exit status 2 (never a traceback later).
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 
 class ConfigError(Exception):
@@ -72,8 +77,8 @@ def read_int(
     name: str,
     default: int,
     *,
-    minimum: int | None = None,
-    maximum: int | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
 ) -> int:
     value = _raw(env, name)
     if value is None:
@@ -118,22 +123,6 @@ def read_choice(env: Mapping[str, str], name: str, default: str, choices: Sequen
     return lowered
 
 
-# Both services probe (or follow) their dependencies this often. Defined here, not in
-# health_service, so a config module can read it without importing grpc: a worker
-# supervisor reads the whole configuration and must not load grpc before it spawns.
-INTERVAL_VARIABLE = "DUALNOVA_HEALTH_INTERVAL"
-DEFAULT_INTERVAL_S = 5.0
-MAX_INTERVAL_S = 3600.0
-
-
-def read_interval(env: Mapping[str, str]) -> float:
-    """DUALNOVA_HEALTH_INTERVAL: seconds between dependency probes, > 0 (default 5)."""
-    interval = read_float(env, INTERVAL_VARIABLE, DEFAULT_INTERVAL_S, maximum=MAX_INTERVAL_S)
-    if not interval > 0 or not math.isfinite(interval):
-        raise ConfigError(f"{INTERVAL_VARIABLE}={env.get(INTERVAL_VARIABLE)!r}: must be above 0")
-    return interval
-
-
 def environ() -> Mapping[str, str]:
     """The process environment, as the readers take it (tests pass their own mapping)."""
     return os.environ
@@ -146,6 +135,129 @@ class Flag:
     option: str
     variable: str
     help: str
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One variable, declared once: everything else about it is derived from this.
+
+    `reader` turns the environment into a value using this declaration's
+    variable, default and bounds (see as_int and friends), so a bound is
+    written only here. `default_text` replaces the default in the help where
+    the value alone would mislead (None meaning "botocore decides"); `note`
+    follows it, e.g. why the default is what it is.
+    """
+
+    variable: str
+    option: str
+    meaning: str
+    default: T
+    reader: Callable[[Mapping[str, str], Setting[T]], T]
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    default_text: str | None = None
+    note: str | None = None
+
+    def read(self, env: Mapping[str, str]) -> T:
+        """This variable's value in `env`; ConfigError naming it when it is bad."""
+        return self.reader(env, self)
+
+    @property
+    def shown_default(self) -> str:
+        """The default as the help and the README state it ("3600", "0.3", "false")."""
+        if self.default_text is not None:
+            return self.default_text
+        return show_value(self.default)
+
+    @property
+    def help(self) -> str:
+        """The meaning with its default, as --help prints it."""
+        colon = ":" if self.default_text is not None else ""
+        note = f", {self.note}" if self.note else ""
+        return f"{self.meaning} (default{colon} {self.shown_default}{note})"
+
+    @property
+    def flag(self) -> Flag:
+        return Flag(self.option, self.variable, self.help)
+
+    def described(self, meaning: str) -> Setting[T]:
+        """The same variable explained for one service (what it bounds there differs)."""
+        return replace(self, meaning=meaning)
+
+
+def show_value(value: object) -> str:
+    """A value as people type it: 3600.0 is "3600", False is "false", ("a", "b") is "a,b"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value) or "none"
+    return str(value)
+
+
+def flags(settings: Sequence[Setting[Any]]) -> tuple[Flag, ...]:
+    """The command-line flags of `settings`, in declaration order."""
+    return tuple(setting.flag for setting in settings)
+
+
+# Readers for Setting.reader: the plain types, with the declaration's bounds.
+
+
+def as_str(env: Mapping[str, str], setting: Setting[str]) -> str:
+    return read_str(env, setting.variable, setting.default)
+
+
+def as_address(env: Mapping[str, str], setting: Setting[str]) -> str:
+    return read_address(env, setting.variable, setting.default)
+
+
+def as_int(env: Mapping[str, str], setting: Setting[int]) -> int:
+    return read_int(
+        env, setting.variable, setting.default, minimum=setting.minimum, maximum=setting.maximum
+    )
+
+
+def as_float(env: Mapping[str, str], setting: Setting[float]) -> float:
+    return read_float(
+        env, setting.variable, setting.default, minimum=setting.minimum, maximum=setting.maximum
+    )
+
+
+def as_bool(env: Mapping[str, str], setting: Setting[bool]) -> bool:
+    return read_bool(env, setting.variable, setting.default)
+
+
+def as_choice(env: Mapping[str, str], setting: Setting[str]) -> str:
+    return read_choice(env, setting.variable, setting.default, setting.choices)
+
+
+def _as_interval(env: Mapping[str, str], setting: Setting[float]) -> float:
+    # read_float's range check cannot say "above 0" (nor refuse nan), hence its own line.
+    interval = as_float(env, setting)
+    if not interval > 0 or not math.isfinite(interval):
+        raise ConfigError(f"{setting.variable}={env.get(setting.variable)!r}: must be above 0")
+    return interval
+
+
+# Both services probe (or follow) their dependencies this often; each describes what
+# the interval bounds there. Declared here, not in health_service, so a config module
+# can read it without importing grpc: a worker supervisor reads the whole configuration
+# and must not load grpc before it spawns.
+HEALTH_INTERVAL: Setting[float] = Setting(
+    "DUALNOVA_HEALTH_INTERVAL",
+    "--health-interval",
+    "seconds between dependency probes, above 0",
+    default=5.0,
+    reader=_as_interval,
+    maximum=3600.0,
+)
+INTERVAL_VARIABLE = HEALTH_INTERVAL.variable
+DEFAULT_INTERVAL_S = HEALTH_INTERVAL.default
 
 
 def flag_overrides(

@@ -39,15 +39,14 @@ from dataclasses import dataclass
 from types import FrameType
 
 from dualnova import ports
-from dualnova.settings import ConfigError, Flag, read_int
+from dualnova.settings import ConfigError, Setting, as_int
 
 __all__ = [
     "EXIT_WORKER_FAILED",
     "MAX_WORKERS",
     "WORKER_VARIABLE",
     "WorkerRole",
-    "flag",
-    "read_workers",
+    "setting",
     "supervise",
     "worker_role",
 ]
@@ -63,18 +62,18 @@ _READY = b"r"
 _PR_SET_PDEATHSIG = 1
 
 
-def flag(variable: str) -> Flag:
-    """The --workers flag of a service whose variable is `variable`."""
-    return Flag(
-        "--workers",
+def setting(variable: str) -> Setting[int]:
+    """The --workers setting of a service whose variable is `variable` (each has its own)."""
+    return Setting(
         variable,
+        "--workers",
         "server processes sharing the listen port (SO_REUSEPORT), e.g. one per core;"
-        " each has its own limits and health probes (default 1)",
+        " each has its own limits and health probes",
+        default=1,
+        reader=as_int,
+        minimum=1,
+        maximum=MAX_WORKERS,
     )
-
-
-def read_workers(env: Mapping[str, str], variable: str) -> int:
-    return read_int(env, variable, 1, minimum=1, maximum=MAX_WORKERS)
 
 
 class WorkerRole:

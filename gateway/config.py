@@ -1,7 +1,9 @@
 """The gateway's settings: read once at start from the environment, then frozen.
 
-Every variable has a command-line flag of the same meaning (see FLAGS;
-__main__ turns flags into this mapping, so a flag overrides its variable). A
+Each variable is declared once below as a Setting (name, flag, default,
+bounds, meaning); FLAGS, the Settings defaults and load() derive from those
+declarations. Every variable has a command-line flag of the same meaning
+(__main__ turns flags into this mapping, so a flag overrides its variable). A
 bad value raises ConfigError naming the variable, before anything listens.
 No grpc import here or below: the worker supervisor reads these settings too.
 """
@@ -10,18 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from dualnova import event_loop as loops
 from dualnova import workers
+from dualnova.routes import MICRO, PRO
 from dualnova.settings import (
-    DEFAULT_INTERVAL_S,
-    INTERVAL_VARIABLE,
+    HEALTH_INTERVAL,
     ConfigError,
     Flag,
-    read_address,
-    read_float,
-    read_int,
-    read_interval,
+    Setting,
+    as_address,
+    as_float,
+    as_int,
+    flags,
 )
 from dualnova.targets import read_target
 
@@ -32,6 +36,7 @@ __all__ = [
     "MICRO_DEFAULTS",
     "PRO_DEFAULTS",
     "RouteDefaults",
+    "SETTINGS",
     "Settings",
     "load",
 ]
@@ -45,137 +50,173 @@ class RouteDefaults:
     temperature: float
 
 
+@dataclass(frozen=True)
+class RouteSettings:
+    """The two settings of one route's defaults (GATEWAY_<ROUTE>_MAX_TOKENS, _TEMPERATURE)."""
+
+    max_tokens: Setting[int]
+    temperature: Setting[float]
+
+    @classmethod
+    def declare(cls, route: str, max_tokens: int, temperature: float) -> RouteSettings:
+        """Names, flags and meanings follow the route's name, so only the numbers differ."""
+        prefix = f"GATEWAY_{route.upper()}"
+        return cls(
+            max_tokens=Setting(
+                f"{prefix}_MAX_TOKENS",
+                f"--{route}-max-tokens",
+                f"{route} route's default max_tokens",
+                default=max_tokens,
+                reader=as_int,
+                minimum=1,
+            ),
+            temperature=Setting(
+                f"{prefix}_TEMPERATURE",
+                f"--{route}-temperature",
+                f"{route} route's default temperature",
+                default=temperature,
+                reader=as_float,
+                minimum=0.0,
+                maximum=1.0,
+            ),
+        )
+
+    @property
+    def defaults(self) -> RouteDefaults:
+        return RouteDefaults(self.max_tokens.default, self.temperature.default)
+
+    def read(self, env: Mapping[str, str]) -> RouteDefaults:
+        return RouteDefaults(self.max_tokens.read(env), self.temperature.read(env))
+
+
+def _as_target(env: Mapping[str, str], setting: Setting[str]) -> str:
+    return read_target(env, setting.variable, setting.default)
+
+
+LISTEN = Setting(
+    "GATEWAY_LISTEN",
+    "--listen",
+    "HOST:PORT to serve gRPC on",
+    default="127.0.0.1:50052",
+    reader=as_address,
+)
+# HOST:PORT or a resolver URI; one long-lived channel, round-robin over its addresses.
+INFERENCE_TARGET = Setting(
+    "INFERENCE_TARGET",
+    "--inference-target",
+    "the inference service: HOST:PORT, or a gRPC target such as dns:///inference:50051"
+    " to balance over every address behind the name",
+    default="127.0.0.1:50051",
+    reader=_as_target,
+)
+# 0 disables the cap. gRPC adds +-10% jitter so replicas do not all reconnect at once.
+MAX_CONNECTION_AGE = Setting(
+    "GATEWAY_MAX_CONNECTION_AGE",
+    "--max-connection-age",
+    "seconds before the server asks a client connection to close, so clients reconnect"
+    " and spread over replicas; 0 means never",
+    default=300.0,
+    reader=as_float,
+    minimum=0,
+)
+# Long enough for a Pro answer to finish on a connection that is being retired.
+MAX_CONNECTION_AGE_GRACE = Setting(
+    "GATEWAY_MAX_CONNECTION_AGE_GRACE",
+    "--max-connection-age-grace",
+    "seconds running streams may finish on a connection past its age",
+    default=120.0,
+    reader=as_float,
+    minimum=0,
+)
+SHUTDOWN_GRACE = Setting(
+    "GATEWAY_SHUTDOWN_GRACE",
+    "--shutdown-grace",
+    "seconds running streams may finish after SIGTERM before they are cancelled",
+    default=10.0,
+    reader=as_float,
+    minimum=0,
+)
+# Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
+SHUTDOWN_DELAY = Setting(
+    "GATEWAY_SHUTDOWN_DELAY",
+    "--shutdown-delay",
+    "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
+    " see the change first",
+    default=2.0,
+    reader=as_float,
+    minimum=0,
+    maximum=3600,
+)
+# Caps the health follower's retry backoff and the channel's reconnect backoff.
+FOLLOW_INTERVAL = HEALTH_INTERVAL.described(
+    "longest wait, in seconds, before following the inference service's health again and"
+    " before reconnecting to it after it went away"
+)
 # The contract's defaults (gateway.proto, DualChatRequest.inference_config):
 # micro answers short and focused, pro longer and a little freer.
-MICRO_DEFAULTS = RouteDefaults(max_tokens=1024, temperature=0.3)
-PRO_DEFAULTS = RouteDefaults(max_tokens=2048, temperature=0.5)
+MICRO_SETTINGS = RouteSettings.declare(MICRO, max_tokens=1024, temperature=0.3)
+PRO_SETTINGS = RouteSettings.declare(PRO, max_tokens=2048, temperature=0.5)
+MICRO_DEFAULTS = MICRO_SETTINGS.defaults
+PRO_DEFAULTS = PRO_SETTINGS.defaults
+# Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+WORKERS = workers.setting("GATEWAY_WORKERS")
 
-
-FLAGS: tuple[Flag, ...] = (
-    Flag("--listen", "GATEWAY_LISTEN", "HOST:PORT to serve gRPC on (default 127.0.0.1:50052)"),
-    Flag(
-        "--inference-target",
-        "INFERENCE_TARGET",
-        "the inference service: HOST:PORT, or a gRPC target such as dns:///inference:50051"
-        " to balance over every address behind the name (default 127.0.0.1:50051)",
-    ),
-    Flag(
-        "--max-connection-age",
-        "GATEWAY_MAX_CONNECTION_AGE",
-        "seconds before the server asks a client connection to close, so clients reconnect"
-        " and spread over replicas; 0 means never (default 300)",
-    ),
-    Flag(
-        "--max-connection-age-grace",
-        "GATEWAY_MAX_CONNECTION_AGE_GRACE",
-        "seconds running streams may finish on a connection past its age (default 120)",
-    ),
-    Flag(
-        "--shutdown-grace",
-        "GATEWAY_SHUTDOWN_GRACE",
-        "seconds running streams may finish after SIGTERM before they are cancelled (default 10)",
-    ),
-    Flag(
-        "--shutdown-delay",
-        "GATEWAY_SHUTDOWN_DELAY",
-        "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
-        " see the change first (default 2)",
-    ),
-    Flag(
-        "--health-interval",
-        INTERVAL_VARIABLE,
-        "longest wait, in seconds, before following the inference service's health again and"
-        " before reconnecting to it after it went away (default 5)",
-    ),
-    Flag(
-        "--micro-max-tokens",
-        "GATEWAY_MICRO_MAX_TOKENS",
-        f"micro route's default max_tokens (default {MICRO_DEFAULTS.max_tokens})",
-    ),
-    Flag(
-        "--micro-temperature",
-        "GATEWAY_MICRO_TEMPERATURE",
-        f"micro route's default temperature (default {MICRO_DEFAULTS.temperature})",
-    ),
-    Flag(
-        "--pro-max-tokens",
-        "GATEWAY_PRO_MAX_TOKENS",
-        f"pro route's default max_tokens (default {PRO_DEFAULTS.max_tokens})",
-    ),
-    Flag(
-        "--pro-temperature",
-        "GATEWAY_PRO_TEMPERATURE",
-        f"pro route's default temperature (default {PRO_DEFAULTS.temperature})",
-    ),
-    workers.flag("GATEWAY_WORKERS"),
-    loops.FLAG,
+# Every setting with a flag, in --help and README order.
+SETTINGS: tuple[Setting[Any], ...] = (
+    LISTEN,
+    INFERENCE_TARGET,
+    MAX_CONNECTION_AGE,
+    MAX_CONNECTION_AGE_GRACE,
+    SHUTDOWN_GRACE,
+    SHUTDOWN_DELAY,
+    FOLLOW_INTERVAL,
+    MICRO_SETTINGS.max_tokens,
+    MICRO_SETTINGS.temperature,
+    PRO_SETTINGS.max_tokens,
+    PRO_SETTINGS.temperature,
+    WORKERS,
+    loops.SETTING,
 )
+FLAGS: tuple[Flag, ...] = flags(SETTINGS)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration; built by load(), never mutated."""
+    """Validated configuration; built by load(), never mutated. Defaults: the declarations above."""
 
-    listen: str = "127.0.0.1:50052"
-    # HOST:PORT or a resolver URI; one long-lived channel, round-robin over its addresses.
-    inference_target: str = "127.0.0.1:50051"
-    # 0 disables the cap. gRPC adds +-10% jitter so replicas do not all reconnect at once.
-    max_connection_age_s: float = 300.0
-    # Long enough for a Pro answer to finish on a connection that is being retired.
-    max_connection_age_grace_s: float = 120.0
-    shutdown_grace_s: float = 10.0
-    # Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
-    shutdown_delay_s: float = 2.0
-    # Caps the health follower's retry backoff and the channel's reconnect backoff.
-    health_interval_s: float = DEFAULT_INTERVAL_S
+    listen: str = LISTEN.default
+    inference_target: str = INFERENCE_TARGET.default
+    max_connection_age_s: float = MAX_CONNECTION_AGE.default
+    max_connection_age_grace_s: float = MAX_CONNECTION_AGE_GRACE.default
+    shutdown_grace_s: float = SHUTDOWN_GRACE.default
+    shutdown_delay_s: float = SHUTDOWN_DELAY.default
+    health_interval_s: float = FOLLOW_INTERVAL.default
     micro: RouteDefaults = field(default=MICRO_DEFAULTS)
     pro: RouteDefaults = field(default=PRO_DEFAULTS)
-    # Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
-    workers: int = 1
-    event_loop: str = loops.DEFAULT
+    workers: int = WORKERS.default
+    event_loop: str = loops.SETTING.default
 
     def route_defaults(self, route: str) -> RouteDefaults:
-        """The defaults of route "micro" or "pro"."""
-        if route == "micro":
+        """The defaults of route MICRO or PRO."""
+        if route == MICRO:
             return self.micro
-        if route == "pro":
+        if route == PRO:
             return self.pro
         raise KeyError(route)
 
 
 def load(env: Mapping[str, str]) -> Settings:
     """Read and validate every variable; raises ConfigError naming the first bad one."""
-    defaults = Settings()
     return Settings(
-        listen=read_address(env, "GATEWAY_LISTEN", defaults.listen),
-        inference_target=read_target(env, "INFERENCE_TARGET", defaults.inference_target),
-        max_connection_age_s=read_float(
-            env, "GATEWAY_MAX_CONNECTION_AGE", defaults.max_connection_age_s, minimum=0
-        ),
-        max_connection_age_grace_s=read_float(
-            env,
-            "GATEWAY_MAX_CONNECTION_AGE_GRACE",
-            defaults.max_connection_age_grace_s,
-            minimum=0,
-        ),
-        shutdown_grace_s=read_float(
-            env, "GATEWAY_SHUTDOWN_GRACE", defaults.shutdown_grace_s, minimum=0
-        ),
-        shutdown_delay_s=read_float(
-            env, "GATEWAY_SHUTDOWN_DELAY", defaults.shutdown_delay_s, minimum=0, maximum=3600
-        ),
-        health_interval_s=read_interval(env),
-        micro=_read_route_defaults(env, "MICRO", MICRO_DEFAULTS),
-        pro=_read_route_defaults(env, "PRO", PRO_DEFAULTS),
-        workers=workers.read_workers(env, "GATEWAY_WORKERS"),
+        listen=LISTEN.read(env),
+        inference_target=INFERENCE_TARGET.read(env),
+        max_connection_age_s=MAX_CONNECTION_AGE.read(env),
+        max_connection_age_grace_s=MAX_CONNECTION_AGE_GRACE.read(env),
+        shutdown_grace_s=SHUTDOWN_GRACE.read(env),
+        shutdown_delay_s=SHUTDOWN_DELAY.read(env),
+        health_interval_s=FOLLOW_INTERVAL.read(env),
+        micro=MICRO_SETTINGS.read(env),
+        pro=PRO_SETTINGS.read(env),
+        workers=WORKERS.read(env),
         event_loop=loops.read(env),
-    )
-
-
-def _read_route_defaults(env: Mapping[str, str], prefix: str, base: RouteDefaults) -> RouteDefaults:
-    return RouteDefaults(
-        max_tokens=read_int(env, f"GATEWAY_{prefix}_MAX_TOKENS", base.max_tokens, minimum=1),
-        temperature=read_float(
-            env, f"GATEWAY_{prefix}_TEMPERATURE", base.temperature, minimum=0.0, maximum=1.0
-        ),
     )

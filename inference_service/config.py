@@ -2,255 +2,88 @@
 
 No grpc import here or below: the worker supervisor reads these settings too.
 
-Every variable has a command-line flag of the same meaning (see FLAGS; __main__
-turns flags into this mapping, so a flag overrides its variable). A bad value
-raises ConfigError naming the variable, before anything listens or calls AWS.
+Each variable is declared once below as a Setting (name, flag, default,
+bounds, meaning); FLAGS, the Settings defaults and load() derive from those
+declarations. Every variable has a command-line flag of the same meaning
+(__main__ turns flags into this mapping, so a flag overrides its variable). A
+bad value raises ConfigError naming the variable, before anything listens or
+calls AWS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from dualnova import event_loop as loops
 from dualnova import workers
+from dualnova.routes import MICRO, PRO, ROUTES
 from dualnova.settings import (
-    INTERVAL_VARIABLE,
+    HEALTH_INTERVAL,
     ConfigError,
     Flag,
-    read_address,
-    read_bool,
-    read_float,
+    Setting,
+    as_address,
+    as_bool,
+    as_float,
+    as_int,
+    flags,
     read_int,
-    read_interval,
     read_optional_str,
     read_str,
 )
 
-__all__ = ["ConfigError", "FLAGS", "Flag", "Settings", "load"]
+__all__ = ["ConfigError", "FLAGS", "Flag", "SETTINGS", "Settings", "load"]
 
-MICRO_ALIAS = "micro"
-PRO_ALIAS = "pro"
-
-
-FLAGS: tuple[Flag, ...] = (
-    Flag("--listen", "INFERENCE_LISTEN", "HOST:PORT to serve gRPC on (default 127.0.0.1:50051)"),
-    Flag("--micro-model", "DUALNOVA_MICRO_MODEL", "Bedrock id behind the alias 'micro'"),
-    Flag("--pro-model", "DUALNOVA_PRO_MODEL", "Bedrock id behind the alias 'pro'"),
-    Flag(
-        "--allowed-models",
-        "DUALNOVA_ALLOWED_MODELS",
-        "comma-separated extra Bedrock model or inference-profile ids callers may name",
-    ),
-    Flag(
-        "--max-streams",
-        "INFERENCE_MAX_STREAMS",
-        "concurrent Chat streams per worker; more are refused with RESOURCE_EXHAUSTED"
-        " (default 4096)",
-    ),
-    Flag(
-        "--bedrock-read-timeout",
-        "DUALNOVA_BEDROCK_READ_TIMEOUT",
-        "seconds the service waits for bytes from Bedrock, for the headers and between reads"
-        " (default 3600, AWS's advice for Nova)",
-    ),
-    Flag(
-        "--bedrock-connect-timeout",
-        "DUALNOVA_BEDROCK_CONNECT_TIMEOUT",
-        "seconds to open a connection to Bedrock (default 10)",
-    ),
-    Flag(
-        "--bedrock-max-attempts",
-        "DUALNOVA_BEDROCK_MAX_ATTEMPTS",
-        "total attempts per call before a stream starts, botocore's standard retry mode;"
-        " overrides AWS_MAX_ATTEMPTS (default: AWS_MAX_ATTEMPTS, else 3)",
-    ),
-    Flag(
-        "--default-max-tokens",
-        "DUALNOVA_DEFAULT_MAX_TOKENS",
-        "max_tokens when a request leaves it unset (default 1024)",
-    ),
-    Flag(
-        "--shutdown-grace",
-        "INFERENCE_SHUTDOWN_GRACE",
-        "seconds running streams may finish after SIGTERM before they are cancelled (default 10)",
-    ),
-    Flag(
-        "--shutdown-delay",
-        "INFERENCE_SHUTDOWN_DELAY",
-        "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
-        " see the change first (default 2)",
-    ),
-    Flag(
-        "--health-interval",
-        INTERVAL_VARIABLE,
-        "seconds between dependency probes (bedrock-runtime, bedrock, model/*), above 0"
-        " (default 5)",
-    ),
-    Flag(
-        "--health-timeout",
-        "DUALNOVA_HEALTH_TIMEOUT",
-        "seconds one probe may take, at most the interval (default 2, or the interval if shorter)",
-    ),
-    Flag(
-        "--health-failed-calls",
-        "DUALNOVA_HEALTH_FAILED_CALLS",
-        "consecutive Chat calls failing for want of Bedrock (throttling and request errors"
-        " aside) that turn bedrock-runtime NOT_SERVING (default 3)",
-    ),
-    Flag(
-        "--cloudwatch-namespace",
-        "DUALNOVA_CLOUDWATCH_NAMESPACE",
-        "publish token usage to this CloudWatch namespace (default: unset, off)",
-    ),
-    Flag(
-        "--cloudwatch-interval",
-        "DUALNOVA_CLOUDWATCH_INTERVAL",
-        "seconds between PutMetricData batches (default 60)",
-    ),
-    Flag(
-        "--cloudwatch-queue",
-        "DUALNOVA_CLOUDWATCH_QUEUE",
-        "usage samples held for the next batch; more are dropped and counted (default 10000)",
-    ),
-    Flag(
-        "--log-content",
-        "DUALNOVA_LOG_CONTENT",
-        "true to put prompt and answer text in the per-call log line (default false)",
-    ),
-    workers.flag("INFERENCE_WORKERS"),
-    loops.FLAG,
-)
+# The model aliases callers may name are the route names (dualnova.routes).
+MICRO_ALIAS = MICRO
+PRO_ALIAS = PRO
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated configuration; built by load(), never mutated."""
-
-    listen: str = "127.0.0.1:50051"
-    micro_model: str = "amazon.nova-micro-v1:0"
-    pro_model: str = "amazon.nova-pro-v1:0"
-    # Extra ids callers may name verbatim, besides micro_model and pro_model.
-    allowed_models: tuple[str, ...] = ()
-    # Caps concurrent Chat streams in one process (each worker has its own cap); also sizes
-    # the Bedrock connection pool, so a stream never waits for a connection. 4096 holds
-    # 2,000 concurrent DualChats (two streams each) with room to spare.
-    max_streams: int = 4096
-    bedrock_read_timeout_s: float = 3600.0
-    bedrock_connect_timeout_s: float = 10.0
-    # None: botocore decides (AWS_MAX_ATTEMPTS or the profile's max_attempts, else 3).
-    bedrock_max_attempts: int | None = None
-    default_max_tokens: int = 1024
-    shutdown_grace_s: float = 10.0
-    # Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
-    shutdown_delay_s: float = 2.0
-    # Probes: how often, how long each may take (never longer than the interval, so a
-    # change shows within two intervals), and how many failed calls count as an outage.
-    health_interval_s: float = 5.0
-    health_timeout_s: float = 2.0
-    health_failed_calls: int = 3
-    # AWS_REGION, which boto3 itself does not read (it reads AWS_DEFAULT_REGION and the
-    # profile). When set it wins over both, as the AWS CLI and the other SDKs document.
-    aws_region: str | None = None
-    # CloudWatch token metrics: off unless a namespace is set.
-    cloudwatch_namespace: str | None = None
-    cloudwatch_interval_s: float = 60.0
-    cloudwatch_queue_size: int = 10_000
-    # Prompt and answer text in logs: off, so logs can go where the conversations may not.
-    log_content: bool = False
-    # Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
-    workers: int = 1
-    event_loop: str = loops.DEFAULT
-
-    def resolve_model(self, requested: str) -> str | None:
-        """The Bedrock id for an alias or an accepted id; None when it is not accepted."""
-        if requested == MICRO_ALIAS:
-            return self.micro_model
-        if requested == PRO_ALIAS:
-            return self.pro_model
-        if requested in (self.micro_model, self.pro_model) or requested in self.allowed_models:
-            return requested
-        return None
-
-    def accepted_models(self) -> tuple[str, ...]:
-        """Everything a caller may put in ChatRequest.model, for error messages."""
-        return (MICRO_ALIAS, PRO_ALIAS, self.micro_model, self.pro_model, *self.allowed_models)
+def _check_model_id(name: str, value: str) -> None:
+    # Aliases would be ambiguous as ids, and whitespace never belongs in a Bedrock id.
+    if value in ROUTES or any(ch.isspace() for ch in value):
+        raise ConfigError(f"{name}={value!r}: expected a Bedrock model or inference-profile id")
 
 
-def load(env: Mapping[str, str]) -> Settings:
-    """Read and validate every variable; raises ConfigError naming the first bad one."""
-    defaults = Settings()
-    micro = read_str(env, "DUALNOVA_MICRO_MODEL", defaults.micro_model)
-    pro = read_str(env, "DUALNOVA_PRO_MODEL", defaults.pro_model)
-    for name, value in (("DUALNOVA_MICRO_MODEL", micro), ("DUALNOVA_PRO_MODEL", pro)):
-        _check_model_id(name, value)
-    interval = read_interval(env)
-    return Settings(
-        listen=read_address(env, "INFERENCE_LISTEN", defaults.listen),
-        micro_model=micro,
-        pro_model=pro,
-        allowed_models=_read_model_list(env, "DUALNOVA_ALLOWED_MODELS"),
-        max_streams=read_int(
-            env, "INFERENCE_MAX_STREAMS", defaults.max_streams, minimum=1, maximum=100_000
-        ),
-        bedrock_read_timeout_s=read_float(
-            env, "DUALNOVA_BEDROCK_READ_TIMEOUT", defaults.bedrock_read_timeout_s, minimum=0.001
-        ),
-        bedrock_connect_timeout_s=read_float(
-            env,
-            "DUALNOVA_BEDROCK_CONNECT_TIMEOUT",
-            defaults.bedrock_connect_timeout_s,
-            minimum=0.001,
-        ),
-        bedrock_max_attempts=_read_max_attempts(env),
-        default_max_tokens=read_int(
-            env, "DUALNOVA_DEFAULT_MAX_TOKENS", defaults.default_max_tokens, minimum=1
-        ),
-        shutdown_grace_s=read_float(
-            env, "INFERENCE_SHUTDOWN_GRACE", defaults.shutdown_grace_s, minimum=0
-        ),
-        shutdown_delay_s=read_float(
-            env, "INFERENCE_SHUTDOWN_DELAY", defaults.shutdown_delay_s, minimum=0, maximum=3600
-        ),
-        health_interval_s=interval,
-        health_timeout_s=_read_health_timeout(env, interval, defaults.health_timeout_s),
-        health_failed_calls=read_int(
-            env, "DUALNOVA_HEALTH_FAILED_CALLS", defaults.health_failed_calls, minimum=1
-        ),
-        aws_region=read_optional_str(env, "AWS_REGION"),
-        cloudwatch_namespace=_read_namespace(env, "DUALNOVA_CLOUDWATCH_NAMESPACE"),
-        cloudwatch_interval_s=read_float(
-            env,
-            "DUALNOVA_CLOUDWATCH_INTERVAL",
-            defaults.cloudwatch_interval_s,
-            minimum=0.01,
-            maximum=3600,
-        ),
-        cloudwatch_queue_size=read_int(
-            env, "DUALNOVA_CLOUDWATCH_QUEUE", defaults.cloudwatch_queue_size, minimum=1
-        ),
-        log_content=read_bool(env, "DUALNOVA_LOG_CONTENT", defaults.log_content),
-        workers=workers.read_workers(env, "INFERENCE_WORKERS"),
-        event_loop=loops.read(env),
-    )
+def _as_model_id(env: Mapping[str, str], setting: Setting[str]) -> str:
+    value = read_str(env, setting.variable, setting.default)
+    _check_model_id(setting.variable, value)
+    return value
 
 
-def _read_health_timeout(env: Mapping[str, str], interval: float, default: float) -> float:
-    """A probe that outlives the interval would delay the next one past the two-interval bound."""
-    timeout = read_float(env, "DUALNOVA_HEALTH_TIMEOUT", min(default, interval), minimum=0.001)
-    if timeout > interval:
-        raise ConfigError(
-            f"DUALNOVA_HEALTH_TIMEOUT={env.get('DUALNOVA_HEALTH_TIMEOUT')!r}: must be at most"
-            f" {INTERVAL_VARIABLE} ({interval:g} s)"
-        )
-    return timeout
+def _as_model_list(env: Mapping[str, str], setting: Setting[tuple[str, ...]]) -> tuple[str, ...]:
+    raw = read_optional_str(env, setting.variable)
+    if raw is None:
+        return setting.default
+    ids = tuple(part.strip() for part in raw.split(","))
+    if any(not part for part in ids):
+        raise ConfigError(f"{setting.variable}={raw!r}: empty entry in the comma-separated list")
+    for model_id in ids:
+        _check_model_id(setting.variable, model_id)
+    return ids
 
 
-def _read_namespace(env: Mapping[str, str], name: str) -> str | None:
+def _as_max_attempts(env: Mapping[str, str], setting: Setting[int | None]) -> int | None:
+    """Ours wins when set; otherwise botocore reads AWS_MAX_ATTEMPTS itself.
+
+    Checking AWS_MAX_ATTEMPTS here too means a malformed value stops the
+    service at start with a clear line rather than failing inside botocore.
+    """
+    ours = read_int(env, setting.variable, 0, minimum=setting.minimum, maximum=setting.maximum)
+    if ours:
+        return ours
+    read_int(env, "AWS_MAX_ATTEMPTS", 0, minimum=1)
+    return setting.default
+
+
+def _as_namespace(env: Mapping[str, str], setting: Setting[str | None]) -> str | None:
     """A namespace PutMetricData accepts: a bad one stops the start, not the first flush."""
+    name = setting.variable
     value = read_optional_str(env, name)
     if value is None:
-        return None
+        return setting.default
     if (
         len(value) > 255
         or not value.isascii()
@@ -265,32 +98,268 @@ def _read_namespace(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def _read_max_attempts(env: Mapping[str, str]) -> int | None:
-    """Ours wins when set; otherwise botocore reads AWS_MAX_ATTEMPTS itself.
-
-    Checking AWS_MAX_ATTEMPTS here too means a malformed value stops the
-    service at start with a clear line rather than failing inside botocore.
-    """
-    ours = read_int(env, "DUALNOVA_BEDROCK_MAX_ATTEMPTS", 0, minimum=1, maximum=20)
-    if ours:
-        return ours
-    read_int(env, "AWS_MAX_ATTEMPTS", 0, minimum=1)
-    return None
+def _model(route: str, default: str) -> Setting[str]:
+    return Setting(
+        f"DUALNOVA_{route.upper()}_MODEL",
+        f"--{route}-model",
+        f"Bedrock id behind the alias '{route}'",
+        default=default,
+        reader=_as_model_id,
+    )
 
 
-def _read_model_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = read_optional_str(env, name)
-    if raw is None:
-        return ()
-    ids = tuple(part.strip() for part in raw.split(","))
-    if any(not part for part in ids):
-        raise ConfigError(f"{name}={raw!r}: empty entry in the comma-separated list")
-    for model_id in ids:
-        _check_model_id(name, model_id)
-    return ids
+LISTEN = Setting(
+    "INFERENCE_LISTEN",
+    "--listen",
+    "HOST:PORT to serve gRPC on",
+    default="127.0.0.1:50051",
+    reader=as_address,
+)
+MICRO_MODEL = _model(MICRO, "amazon.nova-micro-v1:0")
+PRO_MODEL = _model(PRO, "amazon.nova-pro-v1:0")
+ALLOWED_MODELS: Setting[tuple[str, ...]] = Setting(
+    "DUALNOVA_ALLOWED_MODELS",
+    "--allowed-models",
+    "comma-separated extra Bedrock model or inference-profile ids callers may name",
+    default=(),
+    reader=_as_model_list,
+)
+# Caps concurrent Chat streams in one process (each worker has its own cap); also sizes
+# the Bedrock connection pool, so a stream never waits for a connection. 4096 holds
+# 2,000 concurrent DualChats (two streams each) with room to spare.
+MAX_STREAMS = Setting(
+    "INFERENCE_MAX_STREAMS",
+    "--max-streams",
+    "concurrent Chat streams per worker; more are refused with RESOURCE_EXHAUSTED",
+    default=4096,
+    reader=as_int,
+    minimum=1,
+    maximum=100_000,
+)
+BEDROCK_READ_TIMEOUT = Setting(
+    "DUALNOVA_BEDROCK_READ_TIMEOUT",
+    "--bedrock-read-timeout",
+    "seconds the service waits for bytes from Bedrock, for the headers and between reads",
+    default=3600.0,
+    reader=as_float,
+    minimum=0.001,
+    note="AWS's advice for Nova",
+)
+BEDROCK_CONNECT_TIMEOUT = Setting(
+    "DUALNOVA_BEDROCK_CONNECT_TIMEOUT",
+    "--bedrock-connect-timeout",
+    "seconds to open a connection to Bedrock",
+    default=10.0,
+    reader=as_float,
+    minimum=0.001,
+)
+# None: botocore decides (AWS_MAX_ATTEMPTS or the profile's max_attempts, else 3).
+BEDROCK_MAX_ATTEMPTS: Setting[int | None] = Setting(
+    "DUALNOVA_BEDROCK_MAX_ATTEMPTS",
+    "--bedrock-max-attempts",
+    "total attempts per call before a stream starts, botocore's standard retry mode;"
+    " overrides AWS_MAX_ATTEMPTS",
+    default=None,
+    reader=_as_max_attempts,
+    minimum=1,
+    maximum=20,
+    default_text="AWS_MAX_ATTEMPTS, else 3",
+)
+DEFAULT_MAX_TOKENS = Setting(
+    "DUALNOVA_DEFAULT_MAX_TOKENS",
+    "--default-max-tokens",
+    "max_tokens when a request leaves it unset",
+    default=1024,
+    reader=as_int,
+    minimum=1,
+)
+SHUTDOWN_GRACE = Setting(
+    "INFERENCE_SHUTDOWN_GRACE",
+    "--shutdown-grace",
+    "seconds running streams may finish after SIGTERM before they are cancelled",
+    default=10.0,
+    reader=as_float,
+    minimum=0,
+)
+# Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
+SHUTDOWN_DELAY = Setting(
+    "INFERENCE_SHUTDOWN_DELAY",
+    "--shutdown-delay",
+    "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
+    " see the change first",
+    default=2.0,
+    reader=as_float,
+    minimum=0,
+    maximum=3600,
+)
+# Probes: how often, how long each may take (never longer than the interval, so a
+# change shows within two intervals), and how many failed calls count as an outage.
+PROBE_INTERVAL = HEALTH_INTERVAL.described(
+    "seconds between dependency probes (bedrock-runtime, bedrock, model/*), above 0"
+)
+HEALTH_TIMEOUT = Setting(
+    "DUALNOVA_HEALTH_TIMEOUT",
+    "--health-timeout",
+    "seconds one probe may take, at most the interval",
+    default=2.0,
+    reader=as_float,
+    minimum=0.001,
+    note="or the interval if shorter",
+)
+HEALTH_FAILED_CALLS = Setting(
+    "DUALNOVA_HEALTH_FAILED_CALLS",
+    "--health-failed-calls",
+    "consecutive Chat calls failing for want of Bedrock (throttling and request errors"
+    " aside) that turn bedrock-runtime NOT_SERVING",
+    default=3,
+    reader=as_int,
+    minimum=1,
+)
+# CloudWatch token metrics: off unless a namespace is set.
+CLOUDWATCH_NAMESPACE: Setting[str | None] = Setting(
+    "DUALNOVA_CLOUDWATCH_NAMESPACE",
+    "--cloudwatch-namespace",
+    "publish token usage to this CloudWatch namespace",
+    default=None,
+    reader=_as_namespace,
+    default_text="unset, off",
+)
+CLOUDWATCH_INTERVAL = Setting(
+    "DUALNOVA_CLOUDWATCH_INTERVAL",
+    "--cloudwatch-interval",
+    "seconds between PutMetricData batches",
+    default=60.0,
+    reader=as_float,
+    minimum=0.01,
+    maximum=3600,
+)
+CLOUDWATCH_QUEUE = Setting(
+    "DUALNOVA_CLOUDWATCH_QUEUE",
+    "--cloudwatch-queue",
+    "usage samples held for the next batch; more are dropped and counted",
+    default=10_000,
+    reader=as_int,
+    minimum=1,
+)
+# Prompt and answer text in logs: off, so logs can go where the conversations may not.
+LOG_CONTENT = Setting(
+    "DUALNOVA_LOG_CONTENT",
+    "--log-content",
+    "true to put prompt and answer text in the per-call log line",
+    default=False,
+    reader=as_bool,
+)
+# Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+WORKERS = workers.setting("INFERENCE_WORKERS")
+
+# Every setting with a flag, in --help and README order.
+SETTINGS: tuple[Setting[Any], ...] = (
+    LISTEN,
+    MICRO_MODEL,
+    PRO_MODEL,
+    ALLOWED_MODELS,
+    MAX_STREAMS,
+    BEDROCK_READ_TIMEOUT,
+    BEDROCK_CONNECT_TIMEOUT,
+    BEDROCK_MAX_ATTEMPTS,
+    DEFAULT_MAX_TOKENS,
+    SHUTDOWN_GRACE,
+    SHUTDOWN_DELAY,
+    PROBE_INTERVAL,
+    HEALTH_TIMEOUT,
+    HEALTH_FAILED_CALLS,
+    CLOUDWATCH_NAMESPACE,
+    CLOUDWATCH_INTERVAL,
+    CLOUDWATCH_QUEUE,
+    LOG_CONTENT,
+    WORKERS,
+    loops.SETTING,
+)
+FLAGS: tuple[Flag, ...] = flags(SETTINGS)
 
 
-def _check_model_id(name: str, value: str) -> None:
-    # Aliases would be ambiguous as ids, and whitespace never belongs in a Bedrock id.
-    if value in (MICRO_ALIAS, PRO_ALIAS) or any(ch.isspace() for ch in value):
-        raise ConfigError(f"{name}={value!r}: expected a Bedrock model or inference-profile id")
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration; built by load(), never mutated. Defaults: the declarations above."""
+
+    listen: str = LISTEN.default
+    micro_model: str = MICRO_MODEL.default
+    pro_model: str = PRO_MODEL.default
+    # Extra ids callers may name verbatim, besides micro_model and pro_model.
+    allowed_models: tuple[str, ...] = ALLOWED_MODELS.default
+    max_streams: int = MAX_STREAMS.default
+    bedrock_read_timeout_s: float = BEDROCK_READ_TIMEOUT.default
+    bedrock_connect_timeout_s: float = BEDROCK_CONNECT_TIMEOUT.default
+    bedrock_max_attempts: int | None = BEDROCK_MAX_ATTEMPTS.default
+    default_max_tokens: int = DEFAULT_MAX_TOKENS.default
+    shutdown_grace_s: float = SHUTDOWN_GRACE.default
+    shutdown_delay_s: float = SHUTDOWN_DELAY.default
+    health_interval_s: float = PROBE_INTERVAL.default
+    health_timeout_s: float = HEALTH_TIMEOUT.default
+    health_failed_calls: int = HEALTH_FAILED_CALLS.default
+    # AWS_REGION, which boto3 itself does not read (it reads AWS_DEFAULT_REGION and the
+    # profile). When set it wins over both, as the AWS CLI and the other SDKs document.
+    # A standard AWS variable, not ours, so it has no flag and no Setting.
+    aws_region: str | None = None
+    cloudwatch_namespace: str | None = CLOUDWATCH_NAMESPACE.default
+    cloudwatch_interval_s: float = CLOUDWATCH_INTERVAL.default
+    cloudwatch_queue_size: int = CLOUDWATCH_QUEUE.default
+    log_content: bool = LOG_CONTENT.default
+    workers: int = WORKERS.default
+    event_loop: str = loops.SETTING.default
+
+    def resolve_model(self, requested: str) -> str | None:
+        """The Bedrock id for an alias or an accepted id; None when it is not accepted."""
+        if requested == MICRO:
+            return self.micro_model
+        if requested == PRO:
+            return self.pro_model
+        if requested in (self.micro_model, self.pro_model) or requested in self.allowed_models:
+            return requested
+        return None
+
+    def accepted_models(self) -> tuple[str, ...]:
+        """Everything a caller may put in ChatRequest.model, for error messages."""
+        return (*ROUTES, self.micro_model, self.pro_model, *self.allowed_models)
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    """Read and validate every variable; raises ConfigError naming the first bad one."""
+    micro = MICRO_MODEL.read(env)
+    pro = PRO_MODEL.read(env)
+    interval = PROBE_INTERVAL.read(env)
+    return Settings(
+        listen=LISTEN.read(env),
+        micro_model=micro,
+        pro_model=pro,
+        allowed_models=ALLOWED_MODELS.read(env),
+        max_streams=MAX_STREAMS.read(env),
+        bedrock_read_timeout_s=BEDROCK_READ_TIMEOUT.read(env),
+        bedrock_connect_timeout_s=BEDROCK_CONNECT_TIMEOUT.read(env),
+        bedrock_max_attempts=BEDROCK_MAX_ATTEMPTS.read(env),
+        default_max_tokens=DEFAULT_MAX_TOKENS.read(env),
+        shutdown_grace_s=SHUTDOWN_GRACE.read(env),
+        shutdown_delay_s=SHUTDOWN_DELAY.read(env),
+        health_interval_s=interval,
+        health_timeout_s=_read_health_timeout(env, interval),
+        health_failed_calls=HEALTH_FAILED_CALLS.read(env),
+        aws_region=read_optional_str(env, "AWS_REGION"),
+        cloudwatch_namespace=CLOUDWATCH_NAMESPACE.read(env),
+        cloudwatch_interval_s=CLOUDWATCH_INTERVAL.read(env),
+        cloudwatch_queue_size=CLOUDWATCH_QUEUE.read(env),
+        log_content=LOG_CONTENT.read(env),
+        workers=WORKERS.read(env),
+        event_loop=loops.read(env),
+    )
+
+
+def _read_health_timeout(env: Mapping[str, str], interval: float) -> float:
+    """A probe that outlives the interval would delay the next one past the two-interval bound."""
+    unset = min(HEALTH_TIMEOUT.default, interval)
+    timeout = replace(HEALTH_TIMEOUT, default=unset).read(env)
+    if timeout > interval:
+        name = HEALTH_TIMEOUT.variable
+        raise ConfigError(
+            f"{name}={env.get(name)!r}: must be at most {PROBE_INTERVAL.variable} ({interval:g} s)"
+        )
+    return timeout

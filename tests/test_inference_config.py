@@ -146,3 +146,19 @@ def test_every_variable_has_a_flag() -> None:
         "DUALNOVA_BEDROCK_MAX_ATTEMPTS",
         "DUALNOVA_DEFAULT_MAX_TOKENS",
     } <= variables
+
+
+def test_unset_variables_read_as_their_declared_defaults() -> None:
+    settings = config.load({})
+    assert settings == config.Settings()
+    for setting in config.SETTINGS:
+        assert setting.read({}) == setting.default, setting.variable
+
+
+def test_a_declared_bound_is_the_one_enforced_and_named() -> None:
+    assert config.MAX_STREAMS.maximum == 100_000
+    with pytest.raises(
+        ConfigError, match=r"INFERENCE_MAX_STREAMS='100001': must be at most 100000"
+    ):
+        config.load({"INFERENCE_MAX_STREAMS": "100001"})
+    assert config.load({"INFERENCE_MAX_STREAMS": "100000"}).max_streams == 100_000

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from gateway import config as gateway_config
 from inference_service import config as inference_config
-from inference_service.errors import CLIENT_ERROR_CODES
+from inference_service.bedrock import CLIENT_ERROR_CODES
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+CONFIGURATION = README.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+
+
+def configuration_table(heading: str) -> str:
+    """One service's table: the text under `### <heading>` up to the next subsection."""
+    return CONFIGURATION.split(f"\n### {heading}", 1)[1].split("\n### ", 1)[0]
 
 
 @pytest.mark.parametrize(
@@ -20,6 +27,26 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 )
 def test_every_setting_is_in_the_configuration_table(flag) -> None:
     assert f"| `{flag.variable}` | `{flag.option}` |" in README
+
+
+@pytest.mark.parametrize(
+    ("heading", "setting"),
+    [
+        *(("Inference service", setting) for setting in inference_config.SETTINGS),
+        *(("Gateway", setting) for setting in gateway_config.SETTINGS),
+    ],
+    ids=lambda value: getattr(value, "variable", value),
+)
+def test_every_setting_row_states_the_declared_default(heading: str, setting) -> None:
+    rows = [
+        line
+        for line in configuration_table(heading).splitlines()
+        if line.startswith(f"| `{setting.variable}` | `{setting.option}` |")
+    ]
+    assert len(rows) == 1, f"{setting.variable}: {len(rows)} rows under {heading}"
+    # "(default 10)" must not pass for a declared 1; "(default: unset, off)" reads as words.
+    stated = re.compile(rf"\(default:? {re.escape(setting.shown_default)}(?![\w.])")
+    assert stated.search(rows[0]), f"{rows[0]} does not say (default {setting.shown_default})"
 
 
 @pytest.mark.parametrize("error_code", sorted(CLIENT_ERROR_CODES))

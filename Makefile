@@ -25,17 +25,17 @@ test: $(VENV)/.installed lint
 # buf breaking: the contract may only grow. protos/ is compared with main's committed protos
 # (in CI, a fresh clone of main, that is HEAD's: the working tree must not break them). A
 # checkout without a local main (detached, single-branch) compares with origin/main, else HEAD.
-GIT_DIR := $(shell git rev-parse --git-common-dir 2>/dev/null)
+PROTOS_GIT := $(shell git rev-parse --git-common-dir 2>/dev/null)
 PROTOS_BASE = $(shell git rev-parse --verify --quiet refs/heads/main >/dev/null && echo branch=main \
 	|| { git rev-parse --verify --quiet refs/remotes/origin/main >/dev/null && echo ref=origin/main; } \
 	|| echo ref=HEAD)
 
 lint: $(VENV)/.installed $(BUF)
 	$(BUF) lint protos
-ifeq ($(GIT_DIR),)
+ifeq ($(PROTOS_GIT),)
 	@echo "buf breaking: skipped, not a git checkout"
 else
-	$(BUF) breaking protos --against '$(GIT_DIR)#$(PROTOS_BASE),subdir=protos'
+	$(BUF) breaking protos --against '$(PROTOS_GIT)#$(PROTOS_BASE),subdir=protos'
 endif
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -30,9 +30,9 @@ from typing import Protocol
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from dualnova.routes import ROUTES
 from dualnova.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
 from inference_service.bedrock import Conversation, Started, Stopped, TextDelta, UsageReport
-from inference_service.config import MICRO_ALIAS, PRO_ALIAS
 
 __all__ = [
     "DIRECT_ROUTE",
@@ -49,7 +49,7 @@ PROVIDER = "aws.bedrock"
 DIRECT_ROUTE = "direct"
 # A route name this service does not know; kept out of metrics so callers cannot add series.
 OTHER_ROUTE = "other"
-_KNOWN_ROUTES = frozenset({MICRO_ALIAS, PRO_ALIAS})
+_KNOWN_ROUTES = frozenset(ROUTES)
 
 # Bucket boundaries the GenAI conventions advise.
 _TOKEN_BUCKETS = [4**i for i in range(14)]  # 1 .. 67,108,864

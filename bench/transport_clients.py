@@ -16,8 +16,8 @@ from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bench.clients import ROUTE_DEFAULTS, Sample
-from inference_service.aws_transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 from inference_service.bedrock import USER, BedrockRuntime, Conversation, Stopped, TextDelta
+from inference_service.bedrock.transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 
 
 def bedrock_runtime(

@@ -63,8 +63,12 @@ def _serve(
     settings: config.Settings, env: Mapping[str, str], role: workers.WorkerRole | None
 ) -> int:
     """One server process: alone, or one worker of several."""
-    from inference_service.bedrock import BedrockSetupError, build_client, open_session
-    from inference_service.bedrock_probes import build_probes
+    from inference_service.bedrock import (
+        BedrockSetupError,
+        build_client,
+        build_probes,
+        open_session,
+    )
     from inference_service.server import serve
 
     worker = None if role is None else role.index

@@ -19,7 +19,7 @@ import grpc
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from inference_service import errors, validation
+from inference_service import validation
 from inference_service.bedrock import (
     ASSISTANT,
     USER,
@@ -27,11 +27,13 @@ from inference_service.bedrock import (
     BedrockRuntime,
     Conversation,
     Event,
+    MappedError,
     Started,
     Stopped,
     StreamsExhausted,
     TextDelta,
     UsageReport,
+    map_error,
 )
 from inference_service.chat_telemetry import BedrockCall, ChatTelemetry, call_route
 from inference_service.config import Settings
@@ -46,7 +48,7 @@ class CallOutcomes(Protocol):
 
     async def call_reached_bedrock(self) -> None: ...
 
-    async def call_failed(self, error: errors.MappedError) -> None: ...
+    async def call_failed(self, error: MappedError) -> None: ...
 
 
 @dataclass
@@ -190,7 +192,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         record: _CallRecord,
     ) -> NoReturn:
         """A failed Bedrock stream as its mapped status (logged when it is not one we know)."""
-        mapped = errors.map_error(exc)
+        mapped = map_error(exc)
         if mapped.code is grpc.StatusCode.INTERNAL:
             logger.error("unexpected failure of a Bedrock call", exc_info=exc)
         record.error = mapped.cause

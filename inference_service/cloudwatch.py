@@ -16,9 +16,9 @@ TotalTokenCount, and CacheReadInputTokenCount / CacheWriteInputTokenCount for
 calls that read or wrote the prompt cache. Route is micro or pro for calls
 from the gateway, `direct` for calls without one.
 
-This is the service's only CloudWatch caller, kept apart from bedrock.py; the
-client honours AWS_ENDPOINT_URL_CLOUDWATCH and the credential chain as any
-boto3 client does.
+This is the service's only CloudWatch caller, kept apart from the bedrock
+package (which never calls CloudWatch); the client honours
+AWS_ENDPOINT_URL_CLOUDWATCH and the credential chain as any boto3 client does.
 """
 
 from __future__ import annotations

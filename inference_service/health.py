@@ -25,12 +25,9 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-import grpc
-
 from dualnova.health_service import HealthServicer, StatusBoard
-from inference_service.bedrock_probes import BedrockProbes, ProbeResult
+from inference_service.bedrock import BedrockProbes, MappedError, ProbeResult
 from inference_service.config import MICRO_ALIAS, PRO_ALIAS, Settings
-from inference_service.errors import MappedError
 
 __all__ = [
     "CONTROL_PLANE",
@@ -52,10 +49,6 @@ CONTROL_PLANE = "bedrock"
 MODEL_NAMES: Mapping[str, str] = {MICRO_ALIAS: "model/micro", PRO_ALIAS: "model/pro"}
 
 
-# UNAVAILABLE causes that concern one model's answers, not the runtime endpoint.
-_ONE_MODEL_ONLY = frozenset({"ModelNotReadyException", "ModelStreamErrorException"})
-
-
 def chat_can_be_served(states: Mapping[str, bool]) -> bool:
     """The server's rule: the runtime is reachable and at least one model is usable."""
     return states[RUNTIME] and any(states[name] for name in MODEL_NAMES.values())
@@ -64,15 +57,15 @@ def chat_can_be_served(states: Mapping[str, bool]) -> bool:
 def counts_against_runtime(error: MappedError) -> bool:
     """Whether a failed Chat call is evidence that Bedrock's runtime is down.
 
-    Only failures mapped to UNAVAILABLE count: Bedrock unreachable, its 5xx,
-    refused credentials, a connection cut mid-stream. Throttling
-    (RESOURCE_EXHAUSTED), the request's own faults (INVALID_ARGUMENT,
-    PERMISSION_DENIED, NOT_FOUND), model errors and timeouts say nothing about
-    the endpoint. ModelNotReadyException and ModelStreamErrorException are
-    UNAVAILABLE too, but speak of one model's answer: counting them would let one
-    failing model take the whole server (and every replica) out of rotation.
+    The classification decides (AwsFailure.endpoint_failed): Bedrock
+    unreachable, a server error, refused credentials, a connection cut
+    mid-stream. Throttling, the request's own faults, model errors and timeouts
+    say nothing about the endpoint, and ModelNotReadyException or
+    ModelStreamErrorException speak of one model's answer: counting them would
+    let one failing model take the whole server (and every replica) out of
+    rotation.
     """
-    return error.code is grpc.StatusCode.UNAVAILABLE and error.cause not in _ONE_MODEL_ONLY
+    return error.failure.endpoint_failed
 
 
 class RuntimeHealth:

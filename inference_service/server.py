@@ -19,8 +19,7 @@ from dualnova.grpc_server import bind, common_server_options, new_server
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.shutdown import drain, stop_signals
 from inference_service import cloudwatch
-from inference_service.bedrock import BedrockRuntime
-from inference_service.bedrock_probes import BedrockProbes
+from inference_service.bedrock import BedrockProbes, BedrockRuntime
 from inference_service.chat import ChatServicer
 from inference_service.chat_telemetry import ChatTelemetry
 from inference_service.config import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference_service.aws_transport import proxy_for
+from inference_service.bedrock.transport import proxy_for
 
 RUNTIME = "https://bedrock-runtime.us-east-1.amazonaws.com"
 

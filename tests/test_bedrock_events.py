@@ -12,7 +12,7 @@ from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import EventStreamError, ResponseStreamingError
 
 from bedrock_emulator.eventstream import event, exception
-from inference_service.bedrock_events import EventStreamDecoder
+from inference_service.bedrock.events import EventStreamDecoder
 
 STREAM = b"".join(
     [
@@ -113,7 +113,7 @@ def frame(headers: bytes, payload: bytes) -> bytes:
 
 def decoder_headers(message: bytes) -> dict:
     """The decoder's view of one message's headers (through its module's parser)."""
-    from inference_service import bedrock_events
+    from inference_service.bedrock import events as bedrock_events
 
     (headers_length,) = struct.unpack_from(">I", message, 4)
     return bedrock_events._headers(message, 12, 12 + headers_length)

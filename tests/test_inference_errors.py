@@ -7,8 +7,7 @@ import pytest
 import urllib3.exceptions
 from botocore import exceptions as boto
 
-from inference_service.bedrock import StreamEndedEarly
-from inference_service.errors import map_error
+from inference_service.bedrock import StreamEndedEarly, map_error
 
 ENDPOINT = "https://bedrock-runtime.us-east-1.amazonaws.com"
 

@@ -24,38 +24,24 @@ import asyncio
 import re
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import percent_encode
 
-from inference_service.aws_transport import AwsTransport, Timeouts
-from inference_service.bedrock import build_transport
+from inference_service.bedrock.failures import FailureKind, classify
+from inference_service.bedrock.session import build_transport
+from inference_service.bedrock.transport import AwsTransport, Timeouts
 from inference_service.config import Settings
+
+if TYPE_CHECKING:
+    import boto3
 
 __all__ = ["BedrockProbes", "ProbeResult", "build_probes", "is_inference_profile"]
 
 # LEGACY models still serve until their end-of-life date; taking the service out
 # of rotation for a deprecation notice would be an outage of our own making.
 USABLE_LIFECYCLES = ("ACTIVE", "LEGACY")
-
-# AWS errors meaning "these credentials were not accepted" (authentication, not authorisation).
-_CREDENTIAL_ERRORS = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidSignatureException",
-        "IncompleteSignature",
-        "IncompleteSignatureException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidClientTokenId",
-        "MissingAuthenticationToken",
-        "MissingAuthenticationTokenException",
-    }
-)
-_THROTTLING_ERRORS = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
 
 # Geography prefixes of system-defined cross-region inference profiles ("us.amazon.nova-pro-v1:0").
 # No model provider is named like one, so the prefix tells a profile from a model id.
@@ -166,21 +152,18 @@ def _judge(details: Mapping[str, Any]) -> ProbeResult:
 
 def _failure(exc: ClientError | BotoCoreError) -> ProbeResult:
     """What a failed probe call says about Bedrock (and, for model checks, the model)."""
-    if isinstance(exc, BotoCoreError):  # no answer: connection, timeout, no credentials to sign
-        return ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code") or "")
-    message = str(error.get("Message") or "")
-    http_status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    if code in _THROTTLING_ERRORS:
-        return ProbeResult(None, detail=f"throttled ({code})")
-    if code in _CREDENTIAL_ERRORS:
-        return ProbeResult(False, detail=f"credentials refused ({code}): {message}")
-    if http_status >= 500:
-        return ProbeResult(False, detail=f"{code or 'HTTP ' + str(http_status)}: {message}")
+    failure = classify(exc)
+    if not failure.from_bedrock:  # no answer: connection, timeout, no credentials to sign
+        return ProbeResult(False, detail=f"{failure.code}: {failure.message}")
+    if failure.kind is FailureKind.THROTTLED:
+        return ProbeResult(None, detail=f"throttled ({failure.code})")
+    if failure.kind is FailureKind.CREDENTIALS:
+        return ProbeResult(False, detail=f"credentials refused ({failure.code}): {failure.message}")
+    if failure.server_side:
+        return ProbeResult(False, detail=f"{failure.code}: {failure.message}")
     # Bedrock answered and refused this request (not found, access denied, invalid):
     # it is reachable, and whatever was asked about is not usable.
-    return ProbeResult(True, False, f"{code}: {message}")
+    return ProbeResult(True, False, f"{failure.code}: {failure.message}")
 
 
 def build_probes(settings: Settings, session: boto3.session.Session) -> BedrockProbes:

@@ -7,8 +7,8 @@ decodes the same bytes with both); this decoder does the same checks in one
 pass over the chunk, which measured 3.5 us per ConverseStream event against
 botocore's 9 us, on the path every delta takes. Above the framing, only what
 ConverseStream needs: each event's type and JSON payload, and an exception
-message raised as the EventStreamError boto3 would raise, so errors.py maps
-it unchanged.
+message raised as the EventStreamError boto3 would raise, so failures.py
+classifies it unchanged.
 """
 
 from __future__ import annotations

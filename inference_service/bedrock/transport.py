@@ -22,7 +22,7 @@ What botocore's pipeline did per call is kept, each in one place here:
   the headers and each later read alike);
 - failures raised as the botocore exceptions boto3 raises (ClientError with
   Bedrock's code and message, EndpointConnectionError, ReadTimeoutError, ...)
-  so errors.py's one table maps them unchanged.
+  so failures.py classifies them as it would boto3's.
 """
 
 from __future__ import annotations
@@ -47,29 +47,13 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from botocore.retries.quota import RetryQuota
 from yarl import URL
 
+from inference_service.bedrock.failures import FailureKind, classify
+
 __all__ = ["AwsTransport", "CredentialSource", "Endpoint", "Timeouts"]
 
 logger = logging.getLogger(__name__)
 
-# botocore's standard mode: what counts as worth another attempt.
-_THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
+# botocore's standard mode: what is worth another attempt besides throttling (failures.py).
 _TRANSIENT_CODES = frozenset(
     {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
 )
@@ -203,7 +187,7 @@ class AwsTransport:
                 delay, cost_paid = retry
                 logger.info(
                     "retrying an AWS call",
-                    extra={"operation": operation, "attempt": attempt, "error": _cause(exc)},
+                    extra={"operation": operation, "attempt": attempt, "error": classify(exc).code},
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -272,10 +256,11 @@ class AwsTransport:
             return None
         throttled = False
         if isinstance(exc, boto.ClientError):
-            code = str(exc.response.get("Error", {}).get("Code") or "")
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            throttled = code in _THROTTLING_CODES or status == _THROTTLING_STATUS
-            if not (throttled or code in _TRANSIENT_CODES or status in _TRANSIENT_STATUSES):
+            failure = classify(exc)
+            status = failure.http_status
+            throttled = failure.kind is FailureKind.THROTTLED or status == _THROTTLING_STATUS
+            transient = failure.code in _TRANSIENT_CODES or status in _TRANSIENT_STATUSES
+            if not (throttled or transient):
                 return None
         cost = _TIMEOUT_RETRY_COST if isinstance(exc, boto.ReadTimeoutError) else _RETRY_COST
         if not self._quota.acquire(cost):
@@ -350,9 +335,3 @@ def proxy_for(url: str) -> str | None:
     if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxies.get(parts.scheme)
-
-
-def _cause(exc: Exception) -> str:
-    if isinstance(exc, boto.ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__

@@ -1,16 +1,18 @@
 """The one place that calls Bedrock for inference: a conversation in, typed stream events out.
 
-Its sibling bedrock_probes.py makes the unbilled calls health needs (runtime
-and control plane) through the same kind of transport; no other module calls
-Bedrock.
+Its siblings in this package: probes.py makes the unbilled calls health
+needs (runtime and control plane) through the same kind of transport,
+session.py builds transports from the AWS session, failures.py says what a
+failed call means and statuses.py how a caller is told. No other inference
+module calls Bedrock (cloudwatch.py calls CloudWatch, with boto3 directly).
 
-A ConverseStream is read on the event loop (aws_transport: botocore's
+A ConverseStream is read on the event loop (transport.py: botocore's
 credentials and signer over aiohttp), so a stream costs a socket and a few
-objects, not a thread. Each network read is decoded at once
-(bedrock_events) and handed to the caller as one batch of Started,
-TextDelta, UsageReport and Stopped, in the order the Chat contract promises;
-a caller that writes slower than Bedrock sends gets the deltas that piled up
-in one batch and may merge them.
+objects, not a thread. Each network read is decoded at once (events.py) and
+handed to the caller as one batch of Started, TextDelta, UsageReport and
+Stopped, in the order the Chat contract promises; a caller that writes slower
+than Bedrock sends gets the deltas that piled up in one batch and may merge
+them.
 
 BedrockRuntime counts the streams open and refuses one over the cap
 (StreamsExhausted) before anything is sent. Closing a stream early (the
@@ -25,36 +27,28 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError
 from botocore.utils import percent_encode
 
-from inference_service.aws_transport import (
-    AwsTransport,
-    CredentialSource,
-    Endpoint,
-    Timeouts,
-    translate_read_error,
+from inference_service.bedrock.events import EventStreamDecoder
+from inference_service.bedrock.failures import StreamEndedEarly
+from inference_service.bedrock.session import (
+    build_transport,
+    configured_max_attempts,
+    open_session,
 )
-from inference_service.bedrock_events import EventStreamDecoder
+from inference_service.bedrock.transport import AwsTransport, Timeouts, translate_read_error
 from inference_service.config import Settings
+
+if TYPE_CHECKING:
+    import boto3
 
 logger = logging.getLogger(__name__)
 
 USER = "user"
 ASSISTANT = "assistant"
-
-
-class BedrockSetupError(Exception):
-    """The Bedrock client cannot be built (no region, no credentials); the message says which."""
-
-
-class StreamEndedEarly(Exception):
-    """Bedrock's event stream ended without messageStop: the answer is incomplete."""
 
 
 class StreamsExhausted(Exception):
@@ -162,13 +156,16 @@ class BedrockStream:
 
     Iterating raises botocore's exceptions when Bedrock fails (before the
     stream: ClientError with Bedrock's code; in it: EventStreamError, or a
-    connection error), for errors.py to map.
+    connection error, or StreamEndedEarly), for failures.classify().
     """
 
-    def __init__(self, runtime: BedrockRuntime, model_id: str, body: bytes) -> None:
+    def __init__(self, runtime: BedrockRuntime, request: Mapping[str, Any]) -> None:
         self._runtime = runtime
-        self._model_id = model_id
-        self._body = body
+        # The ConverseStream request exactly as sent (modelId and the body's fields), so
+        # what telemetry reports of it is what Bedrock received.
+        self.request = request
+        self._model_id = str(request["modelId"])
+        self._body = json.dumps({k: v for k, v in request.items() if k != "modelId"}).encode()
         self._batches = self._read()
         self._released = False
 
@@ -287,9 +284,7 @@ class BedrockRuntime:
         if self.open_streams >= self.max_streams:
             raise StreamsExhausted(self.max_streams)
         self.open_streams += 1
-        request = converse_request(conversation)
-        model_id = request.pop("modelId")
-        return BedrockStream(self, model_id, json.dumps(request).encode())
+        return BedrockStream(self, converse_request(conversation))
 
     def stream_ended(self) -> None:
         self.open_streams -= 1
@@ -297,30 +292,6 @@ class BedrockRuntime:
     async def aclose(self) -> None:
         """Close the connection pool (and with it any stream still open)."""
         await self.transport.aclose()
-
-
-def open_session(settings: Settings) -> boto3.session.Session:
-    """The AWS session every Bedrock client is built from; BedrockSetupError if it cannot work.
-
-    Region and credentials are checked here so a misconfigured service stops at
-    start with one line, instead of failing on its first request.
-    """
-    try:
-        session = boto3.session.Session(region_name=settings.aws_region)
-        if not session.region_name:
-            raise BedrockSetupError(
-                "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION,"
-                " or a region in the AWS profile)"
-            )
-        credentials = session.get_credentials()
-    except BotoCoreError as exc:
-        raise BedrockSetupError(f"cannot load the AWS configuration: {exc}") from exc
-    if credentials is None:
-        raise BedrockSetupError(
-            "no AWS credentials found in the default chain (environment, AWS_PROFILE,"
-            " SSO, web identity, container or instance role)"
-        )
-    return session
 
 
 def build_client(
@@ -343,42 +314,3 @@ def build_client(
         extra={"address": transport.endpoint.url},
     )
     return BedrockRuntime(transport, settings.max_streams)
-
-
-def build_transport(
-    session: boto3.session.Session,
-    service: str,
-    timeouts: Timeouts,
-    *,
-    max_attempts: int,
-    user_agent: str,
-) -> AwsTransport:
-    """A transport to `service` with what boto3 resolves for it: endpoint, region, credentials.
-
-    The boto3 client is built only to resolve the endpoint (AWS_ENDPOINT_URL_*,
-    partition, FIPS settings) the way every AWS SDK does; no call goes through it.
-    """
-    try:
-        client = session.client(service, config=Config(user_agent_extra=user_agent))
-        credentials = session.get_credentials()
-    except BotoCoreError as exc:
-        raise BedrockSetupError(f"cannot build the {service} client: {exc}") from exc
-    if credentials is None:
-        raise BedrockSetupError(f"no AWS credentials for {service}")
-    return AwsTransport(
-        Endpoint.of_client(client),
-        CredentialSource(credentials),
-        timeouts=timeouts,
-        max_attempts=max_attempts,
-        user_agent=user_agent,
-        ca_bundle=session._session.get_config_variable("ca_bundle"),
-    )
-
-
-def configured_max_attempts(session: boto3.session.Session) -> int:
-    """AWS_MAX_ATTEMPTS (or max_attempts in the profile), else botocore's standard 3."""
-    value = session._session.get_config_variable("max_attempts")
-    return int(value) if value else _STANDARD_MAX_ATTEMPTS
-
-
-_STANDARD_MAX_ATTEMPTS = 3

@@ -1,0 +1,82 @@
+"""The AWS boundary of the inference service: every call to Bedrock, and what its failures mean.
+
+- client.py: ConverseStream, a Conversation in and batches of typed events out,
+  and the stream cap (BedrockRuntime);
+- transport.py: signed AWS requests on the event loop (botocore's credentials
+  and SigV4 signer over aiohttp), retries, timeouts, failures as botocore's
+  exceptions; events.py: the event-stream decoder;
+- session.py: the AWS session and the transports built from it;
+- probes.py: the unbilled health probes;
+- failures.py: the one classification of AWS failures (classify);
+- statuses.py: those failures as gRPC statuses, the one table.
+
+Callers import from here; the modules' other names are theirs.
+"""
+
+from inference_service.bedrock.client import (
+    ASSISTANT,
+    USER,
+    Batch,
+    BedrockRuntime,
+    BedrockStream,
+    Conversation,
+    Event,
+    Started,
+    Stopped,
+    StreamsExhausted,
+    TextDelta,
+    UsageReport,
+    build_client,
+    converse_request,
+)
+from inference_service.bedrock.failures import (
+    AwsFailure,
+    FailureKind,
+    StreamEndedEarly,
+    classify,
+)
+from inference_service.bedrock.probes import (
+    BedrockProbes,
+    ProbeResult,
+    build_probes,
+    is_inference_profile,
+)
+from inference_service.bedrock.session import (
+    BedrockSetupError,
+    build_transport,
+    configured_max_attempts,
+    open_session,
+)
+from inference_service.bedrock.statuses import CLIENT_ERROR_CODES, MappedError, map_error
+
+__all__ = [
+    "ASSISTANT",
+    "CLIENT_ERROR_CODES",
+    "USER",
+    "AwsFailure",
+    "Batch",
+    "BedrockProbes",
+    "BedrockRuntime",
+    "BedrockSetupError",
+    "BedrockStream",
+    "Conversation",
+    "Event",
+    "FailureKind",
+    "MappedError",
+    "ProbeResult",
+    "Started",
+    "Stopped",
+    "StreamEndedEarly",
+    "StreamsExhausted",
+    "TextDelta",
+    "UsageReport",
+    "build_client",
+    "build_probes",
+    "build_transport",
+    "classify",
+    "configured_max_attempts",
+    "converse_request",
+    "is_inference_profile",
+    "map_error",
+    "open_session",
+]

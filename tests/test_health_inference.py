@@ -37,8 +37,8 @@ from dualnova.settings import ConfigError
 from dualnova.stack import EmulatorHandle, ServiceHandle
 from gateway import config as gateway_config
 from inference_service import config as inference_config
-from inference_service.aws_transport import AwsTransport, CredentialSource, Endpoint, Timeouts
-from inference_service.bedrock_probes import BedrockProbes, ProbeResult
+from inference_service.bedrock import BedrockProbes, ProbeResult
+from inference_service.bedrock.transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"

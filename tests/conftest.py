@@ -1,30 +1,24 @@
 """Fixtures that start the real processes once per test session.
 
 The emulator, the inference service and the gateway run as subprocesses on
-free loopback ports (dualnova.stack, the launcher `dualnova up` uses too).
-Each test starts with a clean emulator: no faults, empty request log.
+free loopback ports (dualnova.stack, the launcher `dualnova up` uses too),
+each given tests/processes.SERVICE_DEFAULTS explicitly. Each test starts with
+a clean emulator: no faults, empty request log.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from health_support import start_emulator
+from processes import SERVICE_DEFAULTS, TEST_PACE
 from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, running_pair
 
+from dualnova.inference.v1 import inference_pb2_grpc
 from dualnova.stack import EmulatorHandle, ServiceHandle, Stack
-
-# Fast pacing: tests check content and order, not speed.
-TEST_PACE = 0.02
-
-# Every service a test starts inherits these unless the test sets its own: no
-# background health probes landing in another test's emulator log, and no drain
-# delay when a fixture stops a service. Health and shutdown tests set short ones.
-os.environ.setdefault("DUALNOVA_HEALTH_INTERVAL", "3600")
-os.environ.setdefault("INFERENCE_SHUTDOWN_DELAY", "0")
-os.environ.setdefault("GATEWAY_SHUTDOWN_DELAY", "0")
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +33,8 @@ def stack(log_dir: Path) -> Iterator[Stack]:
         pace=TEST_PACE,
         log_dir=log_dir,
         # One attempt: fault tests see Bedrock's error, not botocore's retries.
-        inference_env={"DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1"},
+        inference_env={**SERVICE_DEFAULTS, "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1"},
+        gateway_env=SERVICE_DEFAULTS,
     )
     yield started
     started.stop()
@@ -76,6 +71,22 @@ def gateway(stack: Stack, inference: ServiceHandle) -> ServiceHandle:
     if not stack.gateway.running:
         stack.gateway.start()
     return stack.gateway
+
+
+@pytest.fixture
+def stub(inference: ServiceHandle) -> Iterator[inference_pb2_grpc.InferenceServiceStub]:
+    """A client of `inference` (the session's, or the one a test module starts itself)."""
+    with grpc.insecure_channel(inference.address) as channel:
+        yield inference_pb2_grpc.InferenceServiceStub(channel)
+
+
+@pytest.fixture(scope="module")
+def own_emulator(log_dir: Path, request: pytest.FixtureRequest) -> Iterator[EmulatorHandle]:
+    """An emulator of the test module's own, for tests that stop, deny or restart Bedrock."""
+    name = request.module.__name__.removeprefix("test_")
+    emulator = start_emulator(log_dir, name)
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from polling import wait_until
+from processes import SERVICE_DEFAULTS, TEST_PACE
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2
@@ -26,8 +27,6 @@ from dualnova.stack import EmulatorHandle, ServiceHandle
 # shows within two intervals. SLACK is for a loaded 2-core CI machine.
 INTERVAL_S = 0.5
 SLACK_S = 2.0
-# Deadline of any single wait (a hang fails the test rather than the session).
-TEST_PACE = 0.02
 
 STATUS_NAMES = {value: name for name, value in health_pb2.HealthCheckResponse.ServingStatus.items()}
 
@@ -128,10 +127,10 @@ def start_inference(
         "inference_service",
         "INFERENCE_LISTEN",
         {
+            **SERVICE_DEFAULTS,
             **emulator.aws_env(),
             "DUALNOVA_HEALTH_INTERVAL": str(INTERVAL_S),
             "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1",
-            "INFERENCE_SHUTDOWN_DELAY": "0",
             **env,
         },
         log_path=log_dir / f"inference_service-{name}.log",
@@ -146,9 +145,9 @@ def start_gateway(inference: ServiceHandle, log_dir: Path, name: str, **env: str
         "gateway",
         "GATEWAY_LISTEN",
         {
+            **SERVICE_DEFAULTS,
             "INFERENCE_TARGET": inference.address,
             "DUALNOVA_HEALTH_INTERVAL": str(INTERVAL_S),
-            "GATEWAY_SHUTDOWN_DELAY": "0",
             **env,
         },
         log_path=log_dir / f"gateway-{name}.log",

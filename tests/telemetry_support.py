@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1 import (
 )
 from opentelemetry.proto.common.v1 import common_pb2
 from polling import wait_until
+from processes import SERVICE_DEFAULTS
 
 from dualnova.stack import HOST, EmulatorHandle, ServiceHandle, free_port
 
@@ -38,8 +39,6 @@ MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"
 # Export fast, so tests wait milliseconds rather than the defaults' seconds.
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "50", "OTEL_METRIC_EXPORT_INTERVAL": "200"}
-# Stop at once on SIGTERM: nobody balances over a test.
-QUICK_STOP = {"INFERENCE_SHUTDOWN_DELAY": "0", "GATEWAY_SHUTDOWN_DELAY": "0"}
 
 
 # ---- the collector ------------------------------------------------------------------
@@ -229,8 +228,8 @@ def running_pair(
         "INFERENCE_LISTEN",
         {
             **emulator.aws_env(),
+            **SERVICE_DEFAULTS,
             "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1",
-            **QUICK_STOP,
             **inference_env,
         },
         log_path=log_dir / "inference_service.log",
@@ -239,7 +238,7 @@ def running_pair(
         "gateway",
         "gateway",
         "GATEWAY_LISTEN",
-        {"INFERENCE_TARGET": inference.address, **QUICK_STOP, **gateway_env},
+        {**SERVICE_DEFAULTS, "INFERENCE_TARGET": inference.address, **gateway_env},
         log_path=log_dir / "gateway.log",
     )
     pair = Pair(inference, gateway, log_dir)

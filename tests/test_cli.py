@@ -14,12 +14,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from gateway_client import route_converse_request
+from polling import wait_until
+from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
@@ -249,7 +250,8 @@ def test_up_serves_a_chat_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # `up` hands its environment to the services it starts.
+        env={**os.environ, **SERVICE_DEFAULTS, "PYTHONPATH": str(ROOT)},
     )
     try:
         match, banner = read_until(up.stdout, r"dualnova chat --gateway (\S+) ", timeout=45)
@@ -272,10 +274,9 @@ def test_up_serves_a_chat_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
             up.wait()
     assert status == 0, up.stderr.read() if up.stderr else ""
     assert "dualnova up: stopped" in rest
-    deadline = time.monotonic() + 5
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(pid) for pid in children)
+    wait_until(
+        lambda: not any(alive(pid) for pid in children), "every child of up to exit", timeout=5
+    )
 
 
 def test_up_reports_a_taken_port_and_exits_1(tmp_path: Path) -> None:

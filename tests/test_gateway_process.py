@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from processes import SERVICE_DEFAULTS
 from startup import assert_refused_to_start
 
 from dualnova.stack import ServiceHandle
@@ -53,7 +54,7 @@ def test_gateway_serves_health_and_reflection_and_stops_on_sigterm() -> None:
         "gateway",
         "gateway",
         "GATEWAY_LISTEN",
-        {"INFERENCE_TARGET": "dns:///localhost:1", "GATEWAY_SHUTDOWN_DELAY": "0"},
+        {**SERVICE_DEFAULTS, "INFERENCE_TARGET": "dns:///localhost:1"},
     )
     gateway.start()
     try:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from health_support import (
-    start_emulator,
     start_gateway,
     start_inference,
     wait_for_statuses,
@@ -54,13 +53,6 @@ def table(stdout: str) -> dict[str, str]:
     assert lines[0].split() == ["NAME", "STATUS"]
     rows = (line.split() for line in lines[1:])
     return {("" if name == '""' else name): status for name, status in rows}
-
-
-@pytest.fixture(scope="module")
-def own_emulator(log_dir: Path) -> Iterator[EmulatorHandle]:
-    emulator = start_emulator(log_dir, "cli")
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from health_support import (
     listed,
-    start_emulator,
     start_gateway,
     start_inference,
     wait_for_statuses,
@@ -30,13 +29,6 @@ from dualnova.stack import EmulatorHandle, ServiceHandle
 MICRO = "amazon.nova-micro-v1:0"
 GATEWAY_NAMES = ("", "dualnova.gateway.v1.Gateway", "inference", "route/micro", "route/pro")
 ALL_SERVING = dict.fromkeys(GATEWAY_NAMES, "SERVING")
-
-
-@pytest.fixture(scope="module")
-def own_emulator(log_dir: Path) -> Iterator[EmulatorHandle]:
-    emulator = start_emulator(log_dir, "gateway-health")
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ caller's settings, system prompts and cache point.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -18,17 +17,11 @@ from usage_shape import usage_dict
 from bedrock_emulator.answers import compose_answer, count_tokens
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.stack import EmulatorHandle
 
 QUESTION = "서울에서 부산까지 가장 빠르게 가는 방법은? 🚄"
 USER = chat_pb2.ROLE_USER
 ASSISTANT = chat_pb2.ROLE_ASSISTANT
-
-
-@pytest.fixture
-def stub(inference: ServiceHandle) -> Iterator[inference_pb2_grpc.InferenceServiceStub]:
-    with grpc.insecure_channel(inference.address) as channel:
-        yield inference_pb2_grpc.InferenceServiceStub(channel)
 
 
 def ask(model: str, question: str = QUESTION, **fields: Any) -> inference_pb2.ChatRequest:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -88,7 +89,7 @@ def role_service(
         "inference service (container role)",
         "inference_service",
         "INFERENCE_LISTEN",
-        env,
+        {**SERVICE_DEFAULTS, **env},
         log_path=log_dir / "inference_service-container-role.log",
     )
     handle.start()

@@ -3,14 +3,14 @@ Bedrock's message; cancelling a Chat hangs up on Bedrock; the stream cap answers
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 from deltas import assert_whole_pieces
+from polling import wait_until
+from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
@@ -28,19 +28,13 @@ def ask(model: str = "micro") -> inference_pb2.ChatRequest:
     )
 
 
-@pytest.fixture
-def stub(inference: ServiceHandle) -> Iterator[inference_pb2_grpc.InferenceServiceStub]:
-    with grpc.insecure_channel(inference.address) as channel:
-        yield inference_pb2_grpc.InferenceServiceStub(channel)
-
-
 def own_instance(env: dict[str, str], log_dir: Path, name: str) -> Iterator[ServiceHandle]:
     """A second inference service with its own settings, launched like the shared one."""
     handle = ServiceHandle(
         f"inference service ({name})",
         "inference_service",
         "INFERENCE_LISTEN",
-        {"DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1", **env},
+        {**SERVICE_DEFAULTS, "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1", **env},
         log_path=log_dir / f"inference_service-{name}.log",
     )
     handle.start()
@@ -93,17 +87,6 @@ def failure_of(
     except grpc.RpcError as error:
         return error, received
     raise AssertionError(f"Chat succeeded: {[e.WhichOneof('event') for e in received]}")
-
-
-def wait_for(condition: Callable[[], Any], what: str) -> Any:
-    """Poll until condition() is truthy; only a guard against hanging, not a timing claim."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize(
@@ -197,9 +180,10 @@ def test_cancelling_a_chat_hangs_up_on_bedrock(
 
     call.cancel()
 
-    entry = wait_for(
+    entry = wait_until(
         lambda: next((e for e in emulator.requests() if e["disconnected"]), None),
         "the emulator to see the hang-up",
+        timeout=WAIT_S,
     )
     assert not entry["completed"]
     assert entry["fault"] is not None
@@ -231,4 +215,4 @@ def test_stream_cap_refuses_at_once_and_frees_the_slot_after(
                 return False
             return events[-1].WhichOneof("event") == "stop"
 
-        wait_for(finishes, "the slot to be released")
+        wait_until(finishes, "the slot to be released", timeout=WAIT_S)

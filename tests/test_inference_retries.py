@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -22,7 +23,7 @@ def service(emulator: EmulatorHandle, log_dir: Path, name: str, **env: str) -> S
         f"inference service ({name})",
         "inference_service",
         "INFERENCE_LISTEN",
-        {**emulator.aws_env(), **env},
+        {**SERVICE_DEFAULTS, **emulator.aws_env(), **env},
         log_path=log_dir / f"inference_service-{name}.log",
     )
 

@@ -3,24 +3,18 @@ no call to Bedrock (the emulator's log stays empty)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import grpc
 import pytest
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.stack import EmulatorHandle
 
 USER = chat_pb2.ROLE_USER
 ASSISTANT = chat_pb2.ROLE_ASSISTANT
 Edit = Callable[[inference_pb2.ChatRequest], None]
-
-
-@pytest.fixture
-def stub(inference: ServiceHandle) -> Iterator[inference_pb2_grpc.InferenceServiceStub]:
-    with grpc.insecure_channel(inference.address) as channel:
-        yield inference_pb2_grpc.InferenceServiceStub(channel)
 
 
 def valid_request() -> inference_pb2.ChatRequest:

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import pytest
 from gateway_client import route_converse_request
+from processes import SERVICE_DEFAULTS
 from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
@@ -143,7 +144,8 @@ def load_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with Stack(
         pace=0,
         log_dir=log_dir,
-        inference_env={"INFERENCE_MAX_STREAMS": str(4 * max(CONCURRENCY))},
+        inference_env={**SERVICE_DEFAULTS, "INFERENCE_MAX_STREAMS": str(4 * max(CONCURRENCY))},
+        gateway_env=SERVICE_DEFAULTS,
     ) as stack:
         yield stack
 

@@ -15,7 +15,8 @@ import grpc
 import pytest
 from gateway_client import ask, dual_chat, user
 from polling import wait_until
-from telemetry_support import QUICK_STOP, log_lines
+from processes import SERVICE_DEFAULTS
+from telemetry_support import log_lines
 
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
@@ -64,7 +65,7 @@ def content_logging_inference(
         "inference service",
         "inference_service",
         "INFERENCE_LISTEN",
-        {**emulator.aws_env(), "DUALNOVA_LOG_CONTENT": "true", **QUICK_STOP},
+        {**SERVICE_DEFAULTS, **emulator.aws_env(), "DUALNOVA_LOG_CONTENT": "true"},
         log_path=log_path,
     )
     service.start()

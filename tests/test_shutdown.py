@@ -11,15 +11,12 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import pytest
 from health_support import (
     check,
     question,
-    start_emulator,
     start_gateway,
     start_inference,
     wait_for_statuses,
@@ -37,13 +34,6 @@ MICRO = "amazon.nova-micro-v1:0"
 QUESTION = "What does a readiness probe check?"
 DELAY_S = 1.5
 SLOW_DELTA_MS = 150
-
-
-@pytest.fixture(scope="module")
-def own_emulator(log_dir: Path) -> Iterator[EmulatorHandle]:
-    emulator = start_emulator(log_dir, "shutdown")
-    yield emulator
-    emulator.stop()
 
 
 class StreamReader:

@@ -20,8 +20,9 @@ from typing import Any
 
 import grpc
 import pytest
-from health_support import question, start_emulator
+from health_support import question
 from polling import wait_until
+from processes import SERVICE_DEFAULTS
 from startup import assert_refused_to_start
 from telemetry_support import log_lines
 from test_inference_config import GOOD_AWS, run_service
@@ -43,17 +44,12 @@ SLOW_DELTA_MS = 100
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
-@pytest.fixture(scope="module")
-def own_emulator(log_dir: Path) -> Iterator[EmulatorHandle]:
-    emulator = start_emulator(log_dir, "workers")
-    yield emulator
-    emulator.stop()
-
-
 def start_service(
     module: str, listen_variable: str, log: Path, env: dict[str, str]
 ) -> ServiceHandle:
-    handle = ServiceHandle(module, module, listen_variable, env, log_path=log)
+    handle = ServiceHandle(
+        module, module, listen_variable, {**SERVICE_DEFAULTS, **env}, log_path=log
+    )
     handle.start()
     return handle
 

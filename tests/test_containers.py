@@ -64,7 +64,7 @@ COLLECTOR_TYPES = {
     "exporters": {"otlp_grpc", "otlp", "otlp_http", "otlphttp", "debug", "prometheus"},
 }
 
-# botocore clients the inference service builds (bedrock.py, bedrock_probes.py, cloudwatch.py).
+# botocore clients the inference service builds (bedrock/session.py, cloudwatch.py).
 AWS_CLIENTS = ("bedrock-runtime", "bedrock", "cloudwatch")
 
 

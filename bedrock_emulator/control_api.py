@@ -63,8 +63,12 @@ async def set_pacing(request: web.Request) -> web.Response:
     except ValueError as error:
         return web.json_response({"message": str(error)}, status=400)
     scale = body.get("scale") if isinstance(body, dict) else None
-    valid = isinstance(scale, int | float) and not isinstance(scale, bool)
-    if not valid or not math.isfinite(scale) or scale < 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float)
+        or not math.isfinite(scale)
+        or scale < 0
+    ):
         return web.json_response({"message": "scale must be a number >= 0"}, status=400)
     request.app[STATE].pace = float(scale)
     return web.json_response({"scale": float(scale)})

@@ -33,7 +33,8 @@ async def _track_open(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 async def _cancel_open(app: web.Application) -> None:
-    for task in list(app[_OPEN]):
+    open_handlers = app[_OPEN]
+    for task in list(open_handlers):
         task.cancel()
 
 

@@ -13,10 +13,12 @@ aiobotocore scenarios are skipped with `unavailable()`'s reason.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -24,19 +26,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bench.clients import Sample
 
+# aiobotocore's modules, or None where the bench extra is not installed.
 try:
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
-except ImportError:  # the bench extra is not installed
-    AioConfig = None  # type: ignore[assignment,misc]
-    get_session = None  # type: ignore[assignment]
+    aio_config: ModuleType | None = importlib.import_module("aiobotocore.config")
+    aio_session: ModuleType | None = importlib.import_module("aiobotocore.session")
+except ImportError:
+    aio_config = aio_session = None
 
 _FAILURES = (BotoCoreError, ClientError, aiohttp.ClientError, OSError, TimeoutError)
 
 
 def unavailable() -> str | None:
     """Why the aiobotocore scenarios cannot run here, or None if they can."""
-    if get_session is None:
+    if aio_session is None:
         return "aiobotocore not installed (pip install -e '.[bench]'; make bench does)"
     return None
 
@@ -56,9 +58,9 @@ def aio_bedrock_client(
     aws_env: Mapping[str, str], *, pool_size: int, timeout_s: float
 ) -> AbstractAsyncContextManager[Any]:
     """A bedrock-runtime client like bench.clients.bedrock_client, on asyncio; `async with` it."""
-    if get_session is None or AioConfig is None:
+    if aio_session is None or aio_config is None:
         raise RuntimeError(unavailable())
-    config = AioConfig(
+    config = aio_config.AioConfig(
         read_timeout=timeout_s,
         connect_timeout=min(timeout_s, 10.0),
         max_pool_connections=pool_size,
@@ -66,7 +68,7 @@ def aio_bedrock_client(
         tcp_keepalive=True,
         user_agent_extra="dualnova-bench",
     )
-    return get_session().create_client(
+    return aio_session.get_session().create_client(
         "bedrock-runtime",
         endpoint_url=aws_env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],
         region_name=aws_env["AWS_REGION"],

@@ -9,19 +9,22 @@ without it there is no chart and the run says why.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from bench.stats import Row
 
+# matplotlib.pyplot, or None where the bench extra is not installed.
 try:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a server or in CI
-    from matplotlib import pyplot
-except ImportError:  # the bench extra is not installed
-    pyplot = None  # type: ignore[assignment]
+    pyplot: ModuleType | None = importlib.import_module("matplotlib.pyplot")
+except ImportError:
+    pyplot = None
 
 PAIR = "dualchat"
 BASELINES = ("boto3-dual", "aiobotocore-dual")

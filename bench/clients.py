@@ -203,8 +203,8 @@ async def dual_chat(
                 route_errors[response.route] = response.error.code or "route error"
             elif kind == "summary":
                 summary = True
-    except grpc.aio.AioRpcError as error:
-        failure = error.code().name
+    except grpc.aio.AioRpcError as rpc_error:
+        failure = rpc_error.code().name
     finished = _ms_since(started)
     samples = []
     for route in ROUTES:

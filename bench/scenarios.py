@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import TypedDict
 
 import grpc
 
@@ -245,7 +246,15 @@ async def _dualchat_cell(address: str, config: BenchConfig, plan: Plan) -> Load:
         await channel.close()
 
 
-_AIO = {"libraries": _versions("aiobotocore", "botocore"), "unavailable": aio_clients.unavailable}
+class _Needs(TypedDict):
+    libraries: Callable[[], dict[str, str]]
+    unavailable: Callable[[], str | None]
+
+
+_AIO: _Needs = {
+    "libraries": _versions("aiobotocore", "botocore"),
+    "unavailable": aio_clients.unavailable,
+}
 _GRPC = _versions("grpcio")
 
 # In run order: a baseline comes before the scenarios compared with it.

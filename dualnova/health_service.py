@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -37,7 +37,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Status = health_pb2.HealthCheckResponse.ServingStatus
+# A HealthCheckResponse.ServingStatus value: protobuf enum values are ints.
+Status: TypeAlias = int
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # The empty name is the whole server: what a Kubernetes readiness probe asks for.

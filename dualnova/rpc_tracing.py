@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from opentelemetry import propagate, trace
@@ -46,6 +46,8 @@ _SERVER_ERRORS = frozenset(
 )
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
 
 
 class ServerTracing(grpc.aio.ServerInterceptor):
@@ -57,9 +59,11 @@ class ServerTracing(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method.lstrip("/")
         if handler is None or not method.startswith(self._prefixes):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -69,7 +69,7 @@ class DualChat:
         *,
         trace_id: str,
         timeout: float | None = None,
-    ) -> AsyncIterator[gateway_pb2.DualChatResponse]:
+    ) -> AsyncGenerator[gateway_pb2.DualChatResponse, None]:
         """The merged stream for a validated request, ending with the summary.
 
         `timeout` (seconds) is what is left of the caller's deadline; both

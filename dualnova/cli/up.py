@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from dualnova.stack import Stack, StackError
+from dualnova.stack import EmulatorHandle, ServiceHandle, Stack, StackError
 
 # The design's default addresses, so `dualnova chat` finds the gateway without flags.
 DEFAULT_INFERENCE_PORT = 50051
@@ -130,7 +130,7 @@ def _announce(stack: Stack) -> None:
 
 def _watch(stack: Stack) -> int:
     """Wait for a signal (KeyboardInterrupt); 1 if a process exits on its own first."""
-    parts = {
+    parts: dict[str, EmulatorHandle | ServiceHandle] = {
         "bedrock emulator": stack.emulator,
         "inference service": stack.inference,
         "gateway": stack.gateway,

@@ -25,7 +25,6 @@ from health_support import (
     check,
     listed,
     question,
-    start_emulator,
     start_inference,
     wait_for_statuses,
     watching,
@@ -47,13 +46,6 @@ SERVER_NAMES = ("", "dualnova.inference.v1.InferenceService")
 DEPENDENCIES = ("bedrock-runtime", "bedrock", "model/micro", "model/pro")
 ALL_SERVING = dict.fromkeys((*SERVER_NAMES, *DEPENDENCIES), "SERVING")
 PROBE_OPERATIONS = {"ListAsyncInvokes", "GetFoundationModel", "GetInferenceProfile"}
-
-
-@pytest.fixture(scope="module")
-def own_emulator(log_dir: Path) -> Iterator[EmulatorHandle]:
-    emulator = start_emulator(log_dir, "health")
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from bench import aio_clients, chart
 from bench.__main__ import QUICK, parse_args
@@ -138,10 +139,12 @@ def test_a_service_is_measured_with_its_workers() -> None:
     )
     parent = subprocess.Popen([sys.executable, "-c", code])
     try:
-        deadline = time.monotonic() + 10
-        while len(process_tree(parent.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        tree = process_tree(parent.pid)
+
+        def with_child() -> list[int] | None:
+            tree = process_tree(parent.pid)
+            return tree if len(tree) >= 2 else None
+
+        tree = wait_until(with_child, "the busy child to start", timeout=10)
         assert len(tree) == 2 and tree[0] == parent.pid
         meter = ProcessMeter({"service": parent.pid}, alone={CLIENT: os.getpid()}).start()
         time.sleep(0.3)

@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
+from polling import wait_until
 from urllib3.exceptions import ReadTimeoutError
 
 from bedrock_emulator import catalog, eventstream
@@ -91,14 +92,16 @@ def wait_for_entry(
     emulator: EmulatorHandle, done: Callable[[dict[str, Any]], bool], timeout: float = 10.0
 ) -> dict[str, Any]:
     """The last log entry once `done` holds for it (bounded, so a broken emulator fails)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def reached() -> dict[str, Any] | None:
         entries = emulator.requests()
-        if entries and done(entries[-1]):
-            return entries[-1]
-        if time.monotonic() > deadline:
-            pytest.fail(f"log entry never reached the expected state: {entries[-1:]}")
-        time.sleep(0.02)
+        return entries[-1] if entries and done(entries[-1]) else None
+
+    return wait_until(
+        reached,
+        lambda: f"the log entry to reach the expected state: {emulator.requests()[-1:]}",
+        timeout=timeout,
+    )
 
 
 def raw_post(

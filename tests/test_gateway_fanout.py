@@ -674,10 +674,9 @@ def test_caller_cancelling_cancels_both_upstream_calls() -> None:
                     break
             call.cancel()
 
+            # Each wait fails the test (TimeoutError) unless that upstream call is cancelled.
             await asyncio.wait_for(h.fake.cancelled["micro"].wait(), timeout=5)
             await asyncio.wait_for(h.fake.cancelled["pro"].wait(), timeout=5)
-
-        assert h.fake.cancelled["micro"].is_set() and h.fake.cancelled["pro"].is_set()
 
     run(body())
 

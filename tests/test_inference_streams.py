@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from polling import wait_until
+from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -109,15 +110,14 @@ def silent_bedrock_service(
         "inference_service",
         "INFERENCE_LISTEN",
         {
+            **SERVICE_DEFAULTS,
             **aws_env,
             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": hole.url,
             "DUALNOVA_BEDROCK_READ_TIMEOUT": READ_TIMEOUT_S,
             "DUALNOVA_BEDROCK_MAX_ATTEMPTS": "1",
             "INFERENCE_MAX_STREAMS": "1",
-            "DUALNOVA_HEALTH_INTERVAL": "3600",
             # The start-up probe meets the black hole too: give up on it quickly.
             "DUALNOVA_HEALTH_TIMEOUT": "0.5",
-            "INFERENCE_SHUTDOWN_DELAY": "0",
             "INFERENCE_SHUTDOWN_GRACE": "1",
         },
         log_path=log_dir / f"inference_service-{name}.log",

@@ -244,6 +244,30 @@ def _as_interval(env: Mapping[str, str], setting: Setting[float]) -> float:
     return interval
 
 
+# What every server has, each under its own variable: declared here so that both
+# services listen, drain and stop by the same bounds.
+
+
+def listen(variable: str, default: str) -> Setting[str]:
+    """The HOST:PORT a server binds (loopback by default; containers set the address)."""
+    return Setting(variable, "--listen", "HOST:PORT to serve gRPC on", default, as_address)
+
+
+def shutdown_grace(variable: str) -> Setting[float]:
+    """How long running streams may finish after SIGTERM."""
+    meaning = "seconds running streams may finish after SIGTERM before they are cancelled"
+    return Setting(variable, "--shutdown-grace", meaning, 10.0, as_float, minimum=0)
+
+
+def shutdown_delay(variable: str) -> Setting[float]:
+    """Seconds of NOT_SERVING before new calls are refused (SIGTERM only)."""
+    meaning = (
+        "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
+        " see the change first"
+    )
+    return Setting(variable, "--shutdown-delay", meaning, 2.0, as_float, minimum=0, maximum=3600)
+
+
 # Both services probe (or follow) their dependencies this often; each describes what
 # the interval bounds there. Declared here, not in health_service, so a config module
 # can read it without importing grpc: a worker supervisor reads the whole configuration

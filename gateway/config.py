@@ -22,10 +22,12 @@ from dualnova.settings import (
     ConfigError,
     Flag,
     Setting,
-    as_address,
     as_float,
     as_int,
     flags,
+    listen,
+    shutdown_delay,
+    shutdown_grace,
 )
 from dualnova.targets import read_target
 
@@ -93,13 +95,7 @@ def _as_target(env: Mapping[str, str], setting: Setting[str]) -> str:
     return read_target(env, setting.variable, setting.default)
 
 
-LISTEN = Setting(
-    "GATEWAY_LISTEN",
-    "--listen",
-    "HOST:PORT to serve gRPC on",
-    default="127.0.0.1:50052",
-    reader=as_address,
-)
+LISTEN = listen("GATEWAY_LISTEN", "127.0.0.1:50052")
 # HOST:PORT or a resolver URI; one long-lived channel, round-robin over its addresses.
 INFERENCE_TARGET = Setting(
     "INFERENCE_TARGET",
@@ -128,25 +124,8 @@ MAX_CONNECTION_AGE_GRACE = Setting(
     reader=as_float,
     minimum=0,
 )
-SHUTDOWN_GRACE = Setting(
-    "GATEWAY_SHUTDOWN_GRACE",
-    "--shutdown-grace",
-    "seconds running streams may finish after SIGTERM before they are cancelled",
-    default=10.0,
-    reader=as_float,
-    minimum=0,
-)
-# Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
-SHUTDOWN_DELAY = Setting(
-    "GATEWAY_SHUTDOWN_DELAY",
-    "--shutdown-delay",
-    "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
-    " see the change first",
-    default=2.0,
-    reader=as_float,
-    minimum=0,
-    maximum=3600,
-)
+SHUTDOWN_GRACE = shutdown_grace("GATEWAY_SHUTDOWN_GRACE")
+SHUTDOWN_DELAY = shutdown_delay("GATEWAY_SHUTDOWN_DELAY")
 # Caps the health follower's retry backoff and the channel's reconnect backoff.
 FOLLOW_INTERVAL = HEALTH_INTERVAL.described(
     "longest wait, in seconds, before following the inference service's health again and"
@@ -182,7 +161,7 @@ FLAGS: tuple[Flag, ...] = flags(SETTINGS)
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration; built by load(), never mutated. Defaults: the declarations above."""
+    """What the gateway runs with, built by load() and never mutated; defaults as declared above."""
 
     listen: str = LISTEN.default
     inference_target: str = INFERENCE_TARGET.default

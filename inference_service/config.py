@@ -24,14 +24,16 @@ from dualnova.settings import (
     ConfigError,
     Flag,
     Setting,
-    as_address,
     as_bool,
     as_float,
     as_int,
     flags,
+    listen,
     read_int,
     read_optional_str,
     read_str,
+    shutdown_delay,
+    shutdown_grace,
 )
 
 __all__ = ["ConfigError", "FLAGS", "Flag", "SETTINGS", "Settings", "load"]
@@ -108,13 +110,7 @@ def _model(route: str, default: str) -> Setting[str]:
     )
 
 
-LISTEN = Setting(
-    "INFERENCE_LISTEN",
-    "--listen",
-    "HOST:PORT to serve gRPC on",
-    default="127.0.0.1:50051",
-    reader=as_address,
-)
+LISTEN = listen("INFERENCE_LISTEN", "127.0.0.1:50051")
 MICRO_MODEL = _model(MICRO, "amazon.nova-micro-v1:0")
 PRO_MODEL = _model(PRO, "amazon.nova-pro-v1:0")
 ALLOWED_MODELS: Setting[tuple[str, ...]] = Setting(
@@ -173,25 +169,8 @@ DEFAULT_MAX_TOKENS = Setting(
     reader=as_int,
     minimum=1,
 )
-SHUTDOWN_GRACE = Setting(
-    "INFERENCE_SHUTDOWN_GRACE",
-    "--shutdown-grace",
-    "seconds running streams may finish after SIGTERM before they are cancelled",
-    default=10.0,
-    reader=as_float,
-    minimum=0,
-)
-# Seconds of NOT_SERVING before new calls are refused (SIGTERM only).
-SHUTDOWN_DELAY = Setting(
-    "INFERENCE_SHUTDOWN_DELAY",
-    "--shutdown-delay",
-    "seconds between reporting NOT_SERVING on SIGTERM and refusing new calls, so balancers"
-    " see the change first",
-    default=2.0,
-    reader=as_float,
-    minimum=0,
-    maximum=3600,
-)
+SHUTDOWN_GRACE = shutdown_grace("INFERENCE_SHUTDOWN_GRACE")
+SHUTDOWN_DELAY = shutdown_delay("INFERENCE_SHUTDOWN_DELAY")
 # Probes: how often, how long each may take (never longer than the interval, so a
 # change shows within two intervals), and how many failed calls count as an outage.
 PROBE_INTERVAL = HEALTH_INTERVAL.described(
@@ -280,7 +259,10 @@ FLAGS: tuple[Flag, ...] = flags(SETTINGS)
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration; built by load(), never mutated. Defaults: the declarations above."""
+    """What the inference service runs with, built by load() and never mutated.
+
+    Each default is its declaration's, so Settings() is what an empty environment loads.
+    """
 
     listen: str = LISTEN.default
     micro_model: str = MICRO_MODEL.default

@@ -28,11 +28,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dualnova.chat.v1 import chat_pb2
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.routes import MICRO, PRO, ROUTES
 from gateway.config import MICRO_DEFAULTS, PRO_DEFAULTS, RouteDefaults
 
-ROUTES = ("micro", "pro")
 # What the gateway adds to a bare question per route; the baseline and Chat send the same.
-ROUTE_DEFAULTS: Mapping[str, RouteDefaults] = {"micro": MICRO_DEFAULTS, "pro": PRO_DEFAULTS}
+ROUTE_DEFAULTS: Mapping[str, RouteDefaults] = {MICRO: MICRO_DEFAULTS, PRO: PRO_DEFAULTS}
 
 _BOTO3_FAILURES = (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError)
 

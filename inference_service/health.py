@@ -26,8 +26,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from dualnova.health_service import HealthServicer, StatusBoard
+from dualnova.routes import MICRO, PRO, ROUTES
 from inference_service.bedrock import BedrockProbes, MappedError, ProbeResult
-from inference_service.config import MICRO_ALIAS, PRO_ALIAS, Settings
+from inference_service.config import Settings
 
 __all__ = [
     "CONTROL_PLANE",
@@ -46,7 +47,7 @@ SERVICE_NAME = "dualnova.inference.v1.InferenceService"
 RUNTIME = "bedrock-runtime"
 CONTROL_PLANE = "bedrock"
 # Model alias -> its health name.
-MODEL_NAMES: Mapping[str, str] = {MICRO_ALIAS: "model/micro", PRO_ALIAS: "model/pro"}
+MODEL_NAMES: Mapping[str, str] = {alias: f"model/{alias}" for alias in ROUTES}
 
 
 def chat_can_be_served(states: Mapping[str, bool]) -> bool:
@@ -114,8 +115,8 @@ class InferenceHealth:
         self.runtime = RuntimeHealth(self.board, settings.health_failed_calls)
         self._probes = probes
         self._models = {
-            MODEL_NAMES[MICRO_ALIAS]: settings.micro_model,
-            MODEL_NAMES[PRO_ALIAS]: settings.pro_model,
+            MODEL_NAMES[MICRO]: settings.micro_model,
+            MODEL_NAMES[PRO]: settings.pro_model,
         }
         self._interval_s = settings.health_interval_s
         self._task: asyncio.Task[None] | None = None

@@ -38,13 +38,10 @@ from dualnova.settings import (
 
 __all__ = ["ConfigError", "FLAGS", "Flag", "SETTINGS", "Settings", "load"]
 
-# The model aliases callers may name are the route names (dualnova.routes).
-MICRO_ALIAS = MICRO
-PRO_ALIAS = PRO
-
 
 def _check_model_id(name: str, value: str) -> None:
-    # Aliases would be ambiguous as ids, and whitespace never belongs in a Bedrock id.
+    # The aliases callers may name are the route names (dualnova.routes); as ids they
+    # would be ambiguous, and whitespace never belongs in a Bedrock id.
     if value in ROUTES or any(ch.isspace() for ch in value):
         raise ConfigError(f"{name}={value!r}: expected a Bedrock model or inference-profile id")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TextIO
+from typing import IO, Protocol, TextIO
 
 import grpc
 from rich.console import Console, Group, RenderableType
@@ -204,7 +204,8 @@ class PlainView:
     `[micro] (stopped: max_tokens)`: the answer was cut.
     """
 
-    def __init__(self, file: TextIO) -> None:
+    def __init__(self, file: IO[str]) -> None:
+        # IO[str], not TextIO: it is given rich's Console.file, typed as the wider IO[str].
         self._file = file
         self._pending = {route: "" for route in ROUTES}
 

@@ -194,7 +194,7 @@ class FaultBook:
     """The active rules, in the order they were added."""
 
     _armed: list[_Armed] = field(default_factory=list)
-    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def add(self, rule: FaultRule) -> FaultRule:
         rule = replace(rule, id=f"fault-{next(self._ids)}")

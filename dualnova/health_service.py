@@ -77,7 +77,7 @@ class HealthServicer(health.aio.HealthServicer):
         await super().enter_graceful_shutdown()
 
     async def List(  # noqa: N802 - the RPC's name
-        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext
+        self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> health_pb2.HealthListResponse:
         if len(self._listed) > LIST_LIMIT:
             await context.abort(
@@ -92,7 +92,7 @@ class HealthServicer(health.aio.HealthServicer):
         )
 
     async def Watch(  # noqa: N802 - the RPC's name
-        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
         task = asyncio.current_task()
         assert task is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from dualnova.settings import ConfigError
 
@@ -25,7 +26,7 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _candidates(address: str, variable: str) -> list[tuple[int, tuple]]:
+def _candidates(address: str, variable: str) -> list[tuple[int, tuple[Any, ...]]]:
     """(family, sockaddr) of every address the host resolves to, as gRPC would bind them."""
     host, port = _split(address)
     try:

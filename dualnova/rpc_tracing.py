@@ -45,7 +45,8 @@ _SERVER_ERRORS = frozenset(
     }
 )
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Context = grpc.aio.ServicerContext[Any, Any]
+Behavior = Callable[[Any, Context], Awaitable[Any]]
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
 
@@ -81,7 +82,7 @@ class ServerTracing(grpc.aio.ServerInterceptor):
     def _traced(self, behavior: Behavior, method: str) -> Behavior:
         tracer = self._tracer
 
-        async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def traced(request: Any, context: Context) -> Any:
             parent = propagate.extract(_carrier(context.invocation_metadata()))
             with tracer.start_as_current_span(
                 method,
@@ -135,7 +136,7 @@ def _carrier(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, st
     return {key: value for key, value in (metadata or ()) if isinstance(value, str)}
 
 
-def _behavior_kind(handler: grpc.RpcMethodHandler) -> tuple[str, Callable[..., Any]]:
+def _behavior_kind(handler: grpc.RpcMethodHandler[Any, Any]) -> tuple[str, Callable[..., Any]]:
     if handler.request_streaming and handler.response_streaming:
         return "stream_stream", grpc.stream_stream_rpc_method_handler
     if handler.request_streaming:

@@ -52,7 +52,7 @@ class ChatStub(Protocol):
 
     def Chat(  # noqa: N802 - the RPC's name
         self, request: inference_pb2.ChatRequest, **kwargs: Any
-    ) -> grpc.aio.UnaryStreamCall: ...
+    ) -> grpc.aio.UnaryStreamCall[inference_pb2.ChatRequest, inference_pb2.ChatResponse]: ...
 
 
 class DualChat:

@@ -29,7 +29,11 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self._dual_chat = dual_chat
 
     async def DualChat(  # noqa: N802 - the RPC's name
-        self, request: gateway_pb2.DualChatRequest, context: grpc.aio.ServicerContext
+        self,
+        request: gateway_pb2.DualChatRequest,
+        context: grpc.aio.ServicerContext[
+            gateway_pb2.DualChatRequest, gateway_pb2.DualChatResponse
+        ],
     ) -> None:
         trace_id = current_trace_id()
         trace_metadata = ((TRACE_ID_METADATA_KEY, trace_id),)

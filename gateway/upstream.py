@@ -198,7 +198,7 @@ class ChatCallers:
 
     def Chat(  # noqa: N802 - the stub's method name
         self, request: inference_pb2.ChatRequest, **kwargs: Any
-    ) -> grpc.aio.UnaryStreamCall:
+    ) -> grpc.aio.UnaryStreamCall[inference_pb2.ChatRequest, inference_pb2.ChatResponse]:
         return next(self._turn).Chat(request, **kwargs)
 
 

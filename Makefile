@@ -67,4 +67,4 @@ bench-quick: $(BENCH_VENV)/.installed
 	$(BENCH_PY) -m bench --quick
 
 clean:
-	rm -rf $(VENV) node_modules build *.egg-info
+	rm -rf $(VENV) node_modules build *.egg-info .mypy_cache

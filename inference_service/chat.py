@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 import grpc
@@ -35,7 +34,7 @@ from inference_service.bedrock import (
     UsageReport,
     map_error,
 )
-from inference_service.chat_telemetry import BedrockCall, ChatTelemetry, call_route
+from inference_service.chat_telemetry import ChatCall, ChatTelemetry, call_route
 from inference_service.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,53 +48,6 @@ class CallOutcomes(Protocol):
     async def call_reached_bedrock(self) -> None: ...
 
     async def call_failed(self, error: MappedError) -> None: ...
-
-
-@dataclass
-class _CallRecord:
-    """What the one log line per call says. The prompt and the answer only with log_content."""
-
-    model: str
-    started: float
-    route: str = ""
-    request_id: str = ""
-    status: str = "OK"
-    error: str | None = None
-    first_token_at: float | None = None
-    usage: UsageReport | None = None
-    # Filled only when DUALNOVA_LOG_CONTENT is on.
-    prompt: list[dict[str, str]] | None = None
-    answer: str | None = None
-
-    def ms_since_start(self, moment: float) -> float:
-        return round((moment - self.started) * 1000.0, 3)
-
-    def time_to_first_token_ms(self) -> float | None:
-        return None if self.first_token_at is None else self.ms_since_start(self.first_token_at)
-
-    def log(self) -> None:
-        usage = self.usage
-        level = {"OK": logging.INFO, "CANCELLED": logging.INFO, "INTERNAL": logging.ERROR}.get(
-            self.status, logging.WARNING
-        )
-        logger.log(
-            level,
-            "chat finished",
-            extra={
-                "request_id": self.request_id or None,
-                "model": self.model,
-                "route": self.route or None,
-                "status": self.status,
-                "error": self.error,
-                "input_tokens": usage.input_tokens if usage else None,
-                "output_tokens": usage.output_tokens if usage else None,
-                "total_tokens": usage.total_tokens if usage else None,
-                "latency_ms": self.ms_since_start(time.monotonic()),
-                "time_to_first_token_ms": self.time_to_first_token_ms(),
-                "prompt": self.prompt,
-                "answer": self.answer,
-            },
-        )
 
 
 class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
@@ -117,44 +69,37 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def Chat(
         self, request: inference_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        record = _CallRecord(
-            model=request.model,
-            started=time.monotonic(),
-            route=call_route(context.invocation_metadata()),
-        )
+        prompt = None
         if self._settings.log_content:
-            record.prompt = [
-                {"role": _ROLES.get(m.role, "?"), "text": m.text} for m in request.messages
-            ]
-            record.answer = ""
+            prompt = [{"role": _ROLES.get(m.role, "?"), "text": m.text} for m in request.messages]
+        call = self._telemetry.call(
+            request.model, call_route(context.invocation_metadata()), prompt
+        )
         try:
-            await self._chat(request, context, record)
+            await self._chat(request, context, call)
         except BaseException:
-            if record.status == "OK":  # not one of ours: the RPC was cancelled or torn down
-                record.status = "CANCELLED"
+            call.interrupted()  # a status of ours is kept; anything else is a cancellation
             raise
         finally:
-            record.log()
             # A model name that was not accepted is the caller's text: never a metric attribute.
-            model = self._settings.resolve_model(record.model) or "_OTHER"
-            self._telemetry.count_request(model, record.route, record.status)
+            call.finish(self._settings.resolve_model(call.model) or "_OTHER")
 
     async def _chat(
         self,
         request: inference_pb2.ChatRequest,
         context: grpc.aio.ServicerContext,
-        record: _CallRecord,
+        call: ChatCall,
     ) -> None:
         try:
             model_id = validation.validate(request, self._settings)
         except validation.InvalidRequest as exc:
-            record.error = str(exc)  # names the field; never carries prompt text
-            await _abort(context, record, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        record.model = model_id
-        await self._relay(_conversation(request, model_id, self._settings), context, record)
+            # The message names the field; it never carries prompt text.
+            await _abort(context, call, grpc.StatusCode.INVALID_ARGUMENT, str(exc), str(exc))
+        call.model = model_id
+        await self._relay(_conversation(request, model_id, self._settings), context, call)
 
     async def _relay(
-        self, conversation: Conversation, context: grpc.aio.ServicerContext, record: _CallRecord
+        self, conversation: Conversation, context: grpc.aio.ServicerContext, call: ChatCall
     ) -> None:
         try:
             stream = self._runtime.stream(conversation)
@@ -163,11 +108,11 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
             # caller's deadline, while RESOURCE_EXHAUSTED lets it (or a balancer) go elsewhere.
             await _abort(
                 context,
-                record,
+                call,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too many concurrent streams on this server (limit {exc.limit}); retry later",
             )
-        with self._telemetry.bedrock_call(conversation, record.route) as call:
+        with call.bedrock(stream.request):
             async with contextlib.aclosing(stream) as batches:
                 while True:
                     try:
@@ -177,29 +122,24 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
                     # The one boundary where Bedrock failures become statuses: only the
                     # stream's own errors, never ours in writing or reporting an event.
                     except Exception as exc:
-                        await self._failed(exc, call, context, record)
-                    for event in _merge_waiting_deltas(batch, record.first_token_at is None):
+                        await self._failed(exc, call, context)
+                    for event in _merge_waiting_deltas(batch, call.first_token_at is None):
                         call.observe(event)
                         if isinstance(event, Started) and self._outcomes is not None:
                             await self._outcomes.call_reached_bedrock()
-                        await context.write(_response(event, record))
+                        await context.write(_response(event, call))
 
     async def _failed(
-        self,
-        exc: Exception,
-        call: BedrockCall,
-        context: grpc.aio.ServicerContext,
-        record: _CallRecord,
+        self, exc: Exception, call: ChatCall, context: grpc.aio.ServicerContext
     ) -> NoReturn:
         """A failed Bedrock stream as its mapped status (logged when it is not one we know)."""
         mapped = map_error(exc)
         if mapped.code is grpc.StatusCode.INTERNAL:
             logger.error("unexpected failure of a Bedrock call", exc_info=exc)
-        record.error = mapped.cause
-        call.failed(mapped.cause)
+        call.failed(mapped)
         if self._outcomes is not None:
             await self._outcomes.call_failed(mapped)
-        await _abort(context, record, mapped.code, mapped.message)
+        await _abort(context, call, mapped.code, mapped.message, mapped.cause)
 
 
 def _merge_waiting_deltas(batch: Batch, first_pending: bool) -> Batch:
@@ -229,22 +169,15 @@ def _merge_waiting_deltas(batch: Batch, first_pending: bool) -> Batch:
     return tuple(merged)
 
 
-def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
-    """Our event as the wire message; updates the call record on the way."""
-    now = time.monotonic()
+def _response(event: object, call: ChatCall) -> inference_pb2.ChatResponse:
+    """Our event as the wire message; Stop's times are the call's own readings."""
     if isinstance(event, TextDelta):
-        if record.first_token_at is None:
-            record.first_token_at = now
-        if record.answer is not None:
-            record.answer += event.text
         return inference_pb2.ChatResponse(delta=chat_pb2.Delta(text=event.text))
     if isinstance(event, Started):
-        record.request_id = event.request_id
         return inference_pb2.ChatResponse(
             start=chat_pb2.Start(model_id=event.model_id, request_id=event.request_id)
         )
     if isinstance(event, UsageReport):
-        record.usage = event
         return inference_pb2.ChatResponse(
             usage=chat_pb2.Usage(
                 input_tokens=event.input_tokens,
@@ -258,8 +191,8 @@ def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
         return inference_pb2.ChatResponse(
             stop=chat_pb2.Stop(
                 stop_reason=event.stop_reason,
-                time_to_first_token_ms=record.time_to_first_token_ms() or 0.0,
-                latency_ms=record.ms_since_start(now),
+                time_to_first_token_ms=call.time_to_first_token_ms() or 0.0,
+                latency_ms=call.ms_since_start(time.monotonic()),
             )
         )
     raise TypeError(f"unknown Bedrock event {type(event).__name__}")
@@ -268,7 +201,7 @@ def _response(event: object, record: _CallRecord) -> inference_pb2.ChatResponse:
 def _conversation(
     request: inference_pb2.ChatRequest, model_id: str, settings: Settings
 ) -> Conversation:
-    """A validated request in bedrock.py's terms, with the server's defaults filled in."""
+    """A validated request in the Bedrock client's terms, with the server's defaults filled in."""
     config = request.inference_config
     max_tokens = config.max_tokens if config.HasField("max_tokens") else None
     return Conversation(
@@ -285,11 +218,12 @@ def _conversation(
 
 async def _abort(
     context: grpc.aio.ServicerContext,
-    record: _CallRecord,
+    call: ChatCall,
     code: grpc.StatusCode,
     message: str,
+    error: str | None = None,
 ) -> NoReturn:
     """End the RPC with a status (after any events already written); always raises."""
-    record.status = code.name
+    call.refused(code.name, error)
     await context.abort(code, message)
     raise AssertionError("context.abort returned")  # it raises; this tells type checkers

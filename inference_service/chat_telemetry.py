@@ -1,8 +1,15 @@
-"""What each Chat call tells OpenTelemetry (and the CloudWatch publisher): GenAI spans and metrics.
+"""What each Chat call tells its log line, OpenTelemetry and the CloudWatch publisher.
+
+One ChatCall per call observes it, on one clock started when the call
+begins: the request id, the first token, the usage, the stop reason, the
+outcome. Its log line, its span, its metrics and the caller's Stop event are
+all written from those same readings, so they cannot disagree (the time to
+first token in the log, on the span, in the metric and in Stop is one number).
 
 The Bedrock call is one CLIENT span named "chat {model id}", following the
 OpenTelemetry GenAI semantic conventions: gen_ai.operation.name "chat",
-gen_ai.provider.name "aws.bedrock", the request's model and parameters, and at
+gen_ai.provider.name "aws.bedrock", the model and parameters of the request
+as sent to Bedrock (0.3, not the proto's float32 0.30000001192092896), and at
 the end Bedrock's request id, finish reason, token usage (as Bedrock reported
 it: input_tokens excludes cached tokens, which have their own attributes) and
 time to first chunk. It is a child of the Chat server span, so it sits under
@@ -15,33 +22,45 @@ gen_ai.client.operation.time_to_first_chunk (s), and
 dualnova.inference.requests (count by rpc.response.status_code, including
 requests refused before Bedrock).
 
-No prompt or answer text goes into spans or metrics.
+The log line ("chat finished") carries the same ids, tokens, status and
+times; the prompt and the answer only with DUALNOVA_LOG_CONTENT. No prompt or
+answer text goes into spans or metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from dualnova.routes import ROUTES
 from dualnova.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
-from inference_service.bedrock import Conversation, Started, Stopped, TextDelta, UsageReport
+from inference_service.bedrock import (
+    FailureKind,
+    MappedError,
+    Started,
+    Stopped,
+    TextDelta,
+    UsageReport,
+)
 
 __all__ = [
     "DIRECT_ROUTE",
     "OTHER_ROUTE",
-    "BedrockCall",
+    "ChatCall",
     "ChatTelemetry",
     "UsageSink",
     "call_route",
 ]
+
+# The log line keeps the servicer's logger name, which log filters already select on.
+logger = logging.getLogger("inference_service.chat")
 
 OPERATION = "chat"
 PROVIDER = "aws.bedrock"
@@ -70,25 +89,70 @@ class UsageSink(Protocol):
     def record(self, model_id: str, route: str, usage: UsageReport) -> None: ...
 
 
-@dataclass
-class BedrockCall:
-    """One Bedrock call as it streams; chat.py shows it every event and any failure."""
+class ChatCall:
+    """One Chat call as it happens, on one clock: what its log line, span and metrics say.
 
-    span: trace.Span
-    model_id: str
-    route: str
-    started: float = field(default_factory=time.monotonic)
-    request_id: str = ""
-    first_chunk_s: float | None = None
-    usage: UsageReport | None = None
-    stop_reason: str | None = None
-    error_type: str | None = None
+    chat.py shows it every event and the outcome; it opens the Bedrock span
+    (bedrock()), and finish() writes the log line and counts the request.
+    """
+
+    def __init__(
+        self,
+        telemetry: ChatTelemetry,
+        model: str,
+        route: str,
+        prompt: list[dict[str, str]] | None = None,
+    ) -> None:
+        self._telemetry = telemetry
+        self.started = time.monotonic()
+        # The model as the caller named it, then the id it resolved to.
+        self.model = model
+        self.route = route
+        self.status = "OK"
+        # For the log line: the validation error naming the field, or the failure's cause.
+        self.error: str | None = None
+        # For the span and the metrics: Bedrock's error code, the exception class, "cancelled".
+        self.error_type: str | None = None
+        self.failure_kind: FailureKind | None = None
+        self.request_id = ""
+        self.first_token_at: float | None = None
+        self.usage: UsageReport | None = None
+        self.stop_reason: str | None = None
+        # Only with DUALNOVA_LOG_CONTENT: the prompt given, and the answer as it streams.
+        self.prompt = prompt
+        self.answer: str | None = None if prompt is None else ""
+        self._span: trace.Span | None = None
+
+    def ms_since_start(self, moment: float) -> float:
+        return round((moment - self.started) * 1000.0, 3)
+
+    def time_to_first_token_ms(self) -> float | None:
+        return None if self.first_token_at is None else self.ms_since_start(self.first_token_at)
+
+    @contextlib.contextmanager
+    def bedrock(self, request: Mapping[str, Any]) -> Iterator[None]:
+        """The span around one ConverseStream (current inside); `request` is what was sent."""
+        with self._telemetry.bedrock_span(request, self.route) as span:
+            self._span = span
+            try:
+                yield
+            except asyncio.CancelledError:
+                if self.error_type is None:
+                    self.error_type = "cancelled"
+                raise
+            finally:
+                self._span = None
+                self._telemetry.bedrock_call_ended(self, str(request["modelId"]), span)
 
     def observe(self, event: object) -> None:
+        """One event of Bedrock's stream, about to be sent to the caller."""
         if isinstance(event, TextDelta):
-            if self.first_chunk_s is None:
-                self.first_chunk_s = time.monotonic() - self.started
-                self.span.add_event("gen_ai.first_token")
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+                if self._span is not None:
+                    self._span.add_event("gen_ai.first_token")
+            if self.answer is not None:
+                self.answer += event.text
         elif isinstance(event, Started):
             self.request_id = event.request_id
         elif isinstance(event, UsageReport):
@@ -96,9 +160,53 @@ class BedrockCall:
         elif isinstance(event, Stopped):
             self.stop_reason = event.stop_reason
 
-    def failed(self, error_type: str) -> None:
-        """The call ended in error; `error_type` is Bedrock's error code or the exception class."""
-        self.error_type = error_type
+    def refused(self, status: str, error: str | None = None) -> None:
+        """The call ends with `status` (a gRPC status name); `error` says why, for the log."""
+        self.status = status
+        if error is not None:
+            self.error = error
+
+    def failed(self, mapped: MappedError) -> None:
+        """Bedrock's stream failed; `mapped` is the status the caller gets (refused() follows)."""
+        self.error_type = mapped.cause
+        self.failure_kind = mapped.failure.kind
+
+    def interrupted(self) -> None:
+        """The RPC ended by cancellation or teardown rather than by a status of ours."""
+        if self.status == "OK":
+            self.status = "CANCELLED"
+
+    def finish(self, metric_model: str) -> None:
+        """The log line and the request count; `metric_model` is a resolved id or "_OTHER"."""
+        self._log()
+        self._telemetry.count_request(metric_model, self.route, self.status)
+
+    def _log(self) -> None:
+        usage = self.usage
+        logger.log(
+            self._level(),
+            "chat finished",
+            extra={
+                "request_id": self.request_id or None,
+                "model": self.model,
+                "route": self.route or None,
+                "status": self.status,
+                "error": self.error,
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "total_tokens": usage.total_tokens if usage else None,
+                "latency_ms": self.ms_since_start(time.monotonic()),
+                "time_to_first_token_ms": self.time_to_first_token_ms(),
+                "prompt": self.prompt,
+                "answer": self.answer,
+            },
+        )
+
+    def _level(self) -> int:
+        # Refused credentials are this service's misconfiguration: an operator must act.
+        if self.status == "INTERNAL" or self.failure_kind is FailureKind.CREDENTIALS:
+            return logging.ERROR
+        return logging.INFO if self.status in ("OK", "CANCELLED") else logging.WARNING
 
 
 class ChatTelemetry:
@@ -117,13 +225,13 @@ class ChatTelemetry:
         self._duration = meter.create_histogram(
             "gen_ai.client.operation.duration",
             unit="s",
-            description="Bedrock ConverseStream calls, from the request to the stream's end.",
+            description="Bedrock ConverseStream calls, from the Chat call's start to the end.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
         self._first_chunk = meter.create_histogram(
             "gen_ai.client.operation.time_to_first_chunk",
             unit="s",
-            description="From the Bedrock request to the first text delta.",
+            description="From the Chat call's start to Bedrock's first text delta.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
         self._requests = meter.create_counter(
@@ -132,39 +240,33 @@ class ChatTelemetry:
             description="Chat calls by final gRPC status.",
         )
 
+    def call(self, model: str, route: str, prompt: list[dict[str, str]] | None = None) -> ChatCall:
+        """The observer of one Chat call, its clock started now."""
+        return ChatCall(self, model, route, prompt)
+
     @contextlib.contextmanager
-    def bedrock_call(self, conversation: Conversation, route: str) -> Iterator[BedrockCall]:
-        """The span around one ConverseStream (current inside the block); records at the end."""
+    def bedrock_span(self, request: Mapping[str, Any], route: str) -> Iterator[trace.Span]:
+        """The CLIENT span of one ConverseStream, its request attributes read off `request`."""
+        model_id = str(request["modelId"])
         attributes: dict[str, str | int | float | list[str]] = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.provider.name": PROVIDER,
-            "gen_ai.request.model": conversation.model_id,
+            "gen_ai.request.model": model_id,
             ROUTE_ATTRIBUTE: route,
         }
-        if conversation.max_tokens is not None:
-            attributes["gen_ai.request.max_tokens"] = conversation.max_tokens
-        if conversation.temperature is not None:
-            attributes["gen_ai.request.temperature"] = conversation.temperature
-        if conversation.top_p is not None:
-            attributes["gen_ai.request.top_p"] = conversation.top_p
-        if conversation.stop_sequences:
-            attributes["gen_ai.request.stop_sequences"] = list(conversation.stop_sequences)
+        inference = request.get("inferenceConfig", {})
+        for field_name, attribute in _REQUEST_ATTRIBUTES.items():
+            value = inference.get(field_name)
+            if value is not None:
+                attributes[attribute] = list(value) if isinstance(value, list) else value
         with self._tracer.start_as_current_span(
-            f"{OPERATION} {conversation.model_id}",
+            f"{OPERATION} {model_id}",
             kind=SpanKind.CLIENT,
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            call = BedrockCall(span, conversation.model_id, route)
-            try:
-                yield call
-            except asyncio.CancelledError:
-                if call.error_type is None:
-                    call.failed("cancelled")
-                raise
-            finally:
-                self._finish(call)
+            yield span
 
     def count_request(self, model_id: str, route: str, status: str) -> None:
         """One finished Chat call; `model_id` is a resolved id or "_OTHER", never caller text."""
@@ -177,14 +279,16 @@ class ChatTelemetry:
             },
         )
 
-    def _finish(self, call: BedrockCall) -> None:
-        span = call.span
+    def bedrock_call_ended(self, call: ChatCall, model_id: str, span: trace.Span) -> None:
+        """What the call observed, onto its span and into the metrics."""
         if call.request_id:
             span.set_attribute("aws.request_id", call.request_id)
         if call.stop_reason is not None:
             span.set_attribute("gen_ai.response.finish_reasons", [call.stop_reason])
-        if call.first_chunk_s is not None:
-            span.set_attribute("gen_ai.response.time_to_first_chunk", call.first_chunk_s)
+        first_chunk_s = None
+        if call.first_token_at is not None:
+            first_chunk_s = call.first_token_at - call.started
+            span.set_attribute("gen_ai.response.time_to_first_chunk", first_chunk_s)
         usage = call.usage
         if usage is not None:
             span.set_attributes(
@@ -202,15 +306,24 @@ class ChatTelemetry:
         common = {
             "gen_ai.operation.name": OPERATION,
             "gen_ai.provider.name": PROVIDER,
-            "gen_ai.request.model": call.model_id,
+            "gen_ai.request.model": model_id,
             ROUTE_ATTRIBUTE: call.route,
         }
         ended = {**common, "error.type": call.error_type} if call.error_type else common
         self._duration.record(time.monotonic() - call.started, ended)
-        if call.first_chunk_s is not None:
-            self._first_chunk.record(call.first_chunk_s, common)
+        if first_chunk_s is not None:
+            self._first_chunk.record(first_chunk_s, common)
         if usage is not None:
             self._tokens.record(usage.input_tokens, {**common, "gen_ai.token.type": "input"})
             self._tokens.record(usage.output_tokens, {**common, "gen_ai.token.type": "output"})
             if self._sink is not None:
-                self._sink.record(call.model_id, call.route, usage)
+                self._sink.record(model_id, call.route, usage)
+
+
+# ConverseStream's inferenceConfig fields -> the GenAI request attributes they become.
+_REQUEST_ATTRIBUTES = {
+    "maxTokens": "gen_ai.request.max_tokens",
+    "temperature": "gen_ai.request.temperature",
+    "topP": "gen_ai.request.top_p",
+    "stopSequences": "gen_ai.request.stop_sequences",
+}

@@ -200,16 +200,12 @@ def show_value(value: object) -> str:
     return str(value)
 
 
-def flags(settings: Sequence[Setting[Any]]) -> tuple[Flag, ...]:
+def flags_of(settings: Sequence[Setting[Any]]) -> tuple[Flag, ...]:
     """The command-line flags of `settings`, in declaration order."""
     return tuple(setting.flag for setting in settings)
 
 
 # Readers for Setting.reader: the plain types, with the declaration's bounds.
-
-
-def as_str(env: Mapping[str, str], setting: Setting[str]) -> str:
-    return read_str(env, setting.variable, setting.default)
 
 
 def as_address(env: Mapping[str, str], setting: Setting[str]) -> str:

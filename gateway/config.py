@@ -24,7 +24,7 @@ from dualnova.settings import (
     Setting,
     as_float,
     as_int,
-    flags,
+    flags_of,
     listen,
     shutdown_delay,
     shutdown_grace,
@@ -156,7 +156,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     WORKERS,
     loops.SETTING,
 )
-FLAGS: tuple[Flag, ...] = flags(SETTINGS)
+FLAGS: tuple[Flag, ...] = flags_of(SETTINGS)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from dualnova.settings import (
     as_bool,
     as_float,
     as_int,
-    flags,
+    flags_of,
     listen,
     read_int,
     read_optional_str,
@@ -251,7 +251,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     WORKERS,
     loops.SETTING,
 )
-FLAGS: tuple[Flag, ...] = flags(SETTINGS)
+FLAGS: tuple[Flag, ...] = flags_of(SETTINGS)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -200,8 +201,8 @@ class CloudWatchPublisher:
             try:
                 for chunk in _chunks(data, MAX_DATA_PER_CALL):
                     await _in_daemon_thread(
-                        lambda chunk=chunk: self._client.put_metric_data(
-                            Namespace=self.namespace, MetricData=chunk
+                        functools.partial(
+                            self._client.put_metric_data, Namespace=self.namespace, MetricData=chunk
                         )
                     )
             except asyncio.CancelledError:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -186,7 +186,7 @@ class BedrockStream:
             self._released = True
             self._runtime.stream_ended()
 
-    async def _read(self) -> AsyncIterator[Batch]:
+    async def _read(self) -> AsyncGenerator[Batch, None]:
         transport = self._runtime.transport
         try:
             response = await transport.send(

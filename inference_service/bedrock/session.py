@@ -9,6 +9,8 @@ boto3 too: it sends PutMetricData with a boto3 client on a thread of its own.)
 
 from __future__ import annotations
 
+from typing import Literal
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError
@@ -52,9 +54,13 @@ def open_session(settings: Settings) -> boto3.session.Session:
     return session
 
 
+# The two Bedrock endpoints this service calls: ConverseStream and probes, control-plane probes.
+BedrockService = Literal["bedrock-runtime", "bedrock"]
+
+
 def build_transport(
     session: boto3.session.Session,
-    service: str,
+    service: BedrockService,
     timeouts: Timeouts,
     *,
     max_attempts: int,

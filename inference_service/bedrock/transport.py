@@ -296,8 +296,11 @@ def client_error(
             "Error": {"Code": code or str(status), "Message": message},
             "ResponseMetadata": {
                 "RequestId": headers.get("x-amzn-RequestId", ""),
+                "HostId": headers.get("x-amz-id-2", ""),
                 "HTTPStatusCode": status,
                 "HTTPHeaders": {key.lower(): value for key, value in headers.items()},
+                # botocore counts its retries here; this transport logs each retry instead.
+                "RetryAttempts": 0,
             },
         },
         operation,

@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 
 from dualnova import event_loop, logs, ports, telemetry, workers
 from dualnova.settings import flag_overrides, refuse_to_start
-from gateway.config import FLAGS, ConfigError, Settings, load
+from gateway.config import FLAGS, LISTEN, ConfigError, Settings, load
 
 PROG = "gateway"
-LISTEN_VARIABLE = "GATEWAY_LISTEN"
 
 
 def parse_env(argv: Sequence[str] | None = None) -> dict[str, str]:
@@ -46,12 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 module=PROG,
                 env=env,
                 count=settings.workers,
-                listen_variable=LISTEN_VARIABLE,
+                listen_variable=LISTEN.variable,
                 listen=settings.listen,
             )
         if role is None:
             # gRPC's own bind error is several lines of C-core log; this is one.
-            ports.check_free(settings.listen, LISTEN_VARIABLE)
+            ports.check_free(settings.listen, LISTEN.variable)
     except ConfigError as error:
         return refuse_to_start(PROG, error)
     return _serve(settings, env, role)

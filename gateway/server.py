@@ -17,7 +17,7 @@ from dualnova import event_loop
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.grpc_server import bind, common_server_options, new_server
 from dualnova.shutdown import drain, stop_signals
-from gateway.config import Settings
+from gateway.config import LISTEN, Settings
 from gateway.fanout import DualChat
 from gateway.health import UPSTREAM_NAMES, GatewayHealth
 from gateway.service import GatewayServicer
@@ -27,7 +27,6 @@ __all__ = ["RunningGateway", "serve", "server_options", "start"]
 
 logger = logging.getLogger(__name__)
 
-LISTEN_VARIABLE = "GATEWAY_LISTEN"
 _SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 # DualChats that may wait for the event loop to pick them up (see common_server_options):
 # 2,000 at once measured zero CANCELLED with this, and hundreds with gRPC's 1,000.
@@ -86,7 +85,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
         GatewayServicer(DualChat(upstream.stub, settings)), server
     )
     try:
-        port = bind(server, settings.listen, LISTEN_VARIABLE)
+        port = bind(server, settings.listen, LISTEN.variable)
     except BaseException:
         await upstream.close()
         raise

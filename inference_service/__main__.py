@@ -20,7 +20,6 @@ from dualnova.settings import ConfigError, flag_overrides, refuse_to_start
 from inference_service import config
 
 PROG = "inference_service"
-LISTEN_VARIABLE = "INFERENCE_LISTEN"
 
 
 def _parse_flags(argv: Sequence[str] | None) -> dict[str, str]:
@@ -48,12 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 module=PROG,
                 env=env,
                 count=settings.workers,
-                listen_variable=LISTEN_VARIABLE,
+                listen_variable=config.LISTEN.variable,
                 listen=settings.listen,
             )
         if role is None:
             # gRPC's own bind error is several lines of C-core log; this is one.
-            ports.check_free(settings.listen, LISTEN_VARIABLE)
+            ports.check_free(settings.listen, config.LISTEN.variable)
     except ConfigError as exc:
         return refuse_to_start(PROG, exc)
     return _serve(settings, env, role)

@@ -22,14 +22,13 @@ from inference_service import cloudwatch
 from inference_service.bedrock import BedrockProbes, BedrockRuntime
 from inference_service.chat import ChatServicer
 from inference_service.chat_telemetry import ChatTelemetry
-from inference_service.config import Settings
+from inference_service.config import LISTEN, Settings
 from inference_service.health import InferenceHealth
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunningInference", "serve", "start"]
 
-LISTEN_VARIABLE = "INFERENCE_LISTEN"
 # Chats the cap may admit, plus room for health checks and refusals, may wait for the
 # event loop to pick them up (see dualnova.grpc_server.common_server_options).
 _PENDING_HEADROOM = 1024
@@ -85,7 +84,7 @@ async def start(
         server,
     )
     try:
-        port = bind(server, settings.listen, LISTEN_VARIABLE)
+        port = bind(server, settings.listen, LISTEN.variable)
     except BaseException:
         await probes.aclose()
         raise

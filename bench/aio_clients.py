@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bench.clients import Sample
+from bench.clients import Sample, StreamTally
 
 # aiobotocore's modules, or None where the bench extra is not installed.
 try:
@@ -82,26 +82,14 @@ async def aio_stream(
     client: Any, route: str, kwargs: Mapping[str, Any], started: float | None = None
 ) -> Sample:
     """One converse_stream read to its end on this loop. `started` defaults to now."""
-    started = time.perf_counter() if started is None else started
-    ttft: float | None = None
-    deltas = 0
-    stopped = False
-
-    def since() -> float:
-        return (time.perf_counter() - started) * 1000
-
+    tally = StreamTally(route, started)
     try:
         response = await client.converse_stream(**kwargs)
         async for event in response["stream"]:
-            if "contentBlockDelta" in event:
-                deltas += 1
-                if ttft is None:
-                    ttft = since()
-            elif "messageStop" in event:
-                stopped = True
+            tally.see(event)
     except _FAILURES as exc:
-        return Sample(route, ttft, since(), type(exc).__name__, deltas)
-    return Sample(route, ttft, since(), None if stopped else "no messageStop", deltas)
+        return tally.failed(exc)
+    return tally.ended()
 
 
 async def aio_dual(client: Any, kwargs_by_route: Mapping[str, Mapping[str, Any]]) -> list[Sample]:

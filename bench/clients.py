@@ -52,6 +52,43 @@ def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+class StreamTally:
+    """One Bedrock stream as its caller counts it, whichever client reads it.
+
+    The baselines and the in-process transport read different event types but
+    count the same things: the first delta's time, the deltas, and whether
+    the stream reached its stop.
+    """
+
+    def __init__(self, route: str, started: float | None = None) -> None:
+        self.route = route
+        self.started = time.perf_counter() if started is None else started
+        self.ttft_ms: float | None = None
+        self.deltas = 0
+        self.stopped = False
+
+    def delta(self) -> None:
+        self.deltas += 1
+        if self.ttft_ms is None:
+            self.ttft_ms = _ms_since(self.started)
+
+    def see(self, event: Mapping[str, Any]) -> None:
+        """A botocore-parsed event: boto3's and aiobotocore's streams yield the same dicts."""
+        if "contentBlockDelta" in event:
+            self.delta()
+        elif "messageStop" in event:
+            self.stopped = True
+
+    def failed(self, exc: BaseException) -> Sample:
+        return Sample(
+            self.route, self.ttft_ms, _ms_since(self.started), type(exc).__name__, self.deltas
+        )
+
+    def ended(self) -> Sample:
+        error = None if self.stopped else "no messageStop"
+        return Sample(self.route, self.ttft_ms, _ms_since(self.started), error, self.deltas)
+
+
 # ---- baseline: boto3 to the emulator, one thread per stream -------------------
 
 
@@ -96,23 +133,14 @@ def boto3_stream(
     client: Any, route: str, kwargs: Mapping[str, Any], started: float | None = None
 ) -> Sample:
     """One converse_stream, read to its end on this thread. `started` defaults to now."""
-    started = time.perf_counter() if started is None else started
-    ttft: float | None = None
-    deltas = 0
-    stopped = False
+    tally = StreamTally(route, started)
     try:
         response = client.converse_stream(**kwargs)
         for event in response["stream"]:
-            if "contentBlockDelta" in event:
-                deltas += 1
-                if ttft is None:
-                    ttft = _ms_since(started)
-            elif "messageStop" in event:
-                stopped = True
+            tally.see(event)
     except _BOTO3_FAILURES as exc:
-        return Sample(route, ttft, _ms_since(started), type(exc).__name__, deltas)
-    error = None if stopped else "no messageStop"
-    return Sample(route, ttft, _ms_since(started), error, deltas)
+        return tally.failed(exc)
+    return tally.ended()
 
 
 def boto3_dual(

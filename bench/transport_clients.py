@@ -9,13 +9,12 @@ measurement that chose it (README, Performance).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bench.clients import ROUTE_DEFAULTS, Sample
+from bench.clients import ROUTE_DEFAULTS, Sample, StreamTally
 from inference_service.bedrock import USER, BedrockRuntime, Conversation, Stopped, TextDelta
 from inference_service.bedrock.transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 
@@ -49,26 +48,17 @@ def conversation(model_id: str, question: str, route: str) -> Conversation:
 
 async def transport_stream(runtime: BedrockRuntime, route: str, call: Conversation) -> Sample:
     """One ConverseStream read to its end on this loop, counted as a caller counts deltas."""
-    started = time.perf_counter()
-    ttft: float | None = None
-    deltas = 0
-    stopped = False
-
-    def since() -> float:
-        return (time.perf_counter() - started) * 1000
-
+    tally = StreamTally(route)
     stream = runtime.stream(call)
     try:
         async for batch in stream:
             for event in batch:
                 if isinstance(event, TextDelta):
-                    deltas += 1
-                    if ttft is None:
-                        ttft = since()
+                    tally.delta()
                 elif isinstance(event, Stopped):
-                    stopped = True
+                    tally.stopped = True
     except (BotoCoreError, ClientError, OSError, TimeoutError) as exc:
-        return Sample(route, ttft, since(), type(exc).__name__, deltas)
+        return tally.failed(exc)
     finally:
         await stream.aclose()
-    return Sample(route, ttft, since(), None if stopped else "no messageStop", deltas)
+    return tally.ended()

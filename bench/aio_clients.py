@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bench.clients import Sample, StreamTally
+from bench.clients import Sample, StreamTally, client_config
 
 # aiobotocore's modules, or None where the bench extra is not installed.
 try:
@@ -60,14 +60,7 @@ def aio_bedrock_client(
     """A bedrock-runtime client like bench.clients.bedrock_client, on asyncio; `async with` it."""
     if aio_session is None or aio_config is None:
         raise RuntimeError(unavailable())
-    config = aio_config.AioConfig(
-        read_timeout=timeout_s,
-        connect_timeout=min(timeout_s, 10.0),
-        max_pool_connections=pool_size,
-        retries={"mode": "standard"},
-        tcp_keepalive=True,
-        user_agent_extra="dualnova-bench",
-    )
+    config = aio_config.AioConfig(**client_config(pool_size=pool_size, timeout_s=timeout_s))
     return aio_session.get_session().create_client(
         "bedrock-runtime",
         endpoint_url=aws_env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],

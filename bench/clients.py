@@ -92,6 +92,18 @@ class StreamTally:
 # ---- baseline: boto3 to the emulator, one thread per stream -------------------
 
 
+def client_config(*, pool_size: int, timeout_s: float) -> dict[str, Any]:
+    """botocore Config arguments both baselines use (boto3's Config, aiobotocore's AioConfig)."""
+    return {
+        "read_timeout": timeout_s,
+        "connect_timeout": min(timeout_s, 10.0),
+        "max_pool_connections": pool_size,
+        "retries": {"mode": "standard"},
+        "tcp_keepalive": True,
+        "user_agent_extra": "dualnova-bench",
+    }
+
+
 def bedrock_client(aws_env: Mapping[str, str], *, pool_size: int, timeout_s: float) -> Any:
     """A bedrock-runtime client set up as the inference service sets up its own.
 
@@ -104,14 +116,7 @@ def bedrock_client(aws_env: Mapping[str, str], *, pool_size: int, timeout_s: flo
         aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
         region_name=aws_env["AWS_REGION"],
     )
-    config = Config(
-        read_timeout=timeout_s,
-        connect_timeout=min(timeout_s, 10.0),
-        max_pool_connections=pool_size,
-        retries={"mode": "standard"},
-        tcp_keepalive=True,
-        user_agent_extra="dualnova-bench",
-    )
+    config = Config(**client_config(pool_size=pool_size, timeout_s=timeout_s))
     return session.client(
         "bedrock-runtime",
         endpoint_url=aws_env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"],

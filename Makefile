@@ -17,7 +17,7 @@ $(BUF): package.json
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) -m dualnova.demo
+	$(PY) -m dualnova.dev.demo
 
 test: $(VENV)/.installed lint
 	$(PY) -m pytest

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from bedrock_emulator.server import serve
-from dualnova import logs
+from dualnova.server import logs
 
 
 def _pace(value: str) -> float:

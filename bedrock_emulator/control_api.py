@@ -1,7 +1,7 @@
 """The emulator's own JSON API under /_emulator: health, request log, faults, pacing, reset.
 
 Not part of Bedrock; no credentials needed. Tests and `dualnova up` drive it
-through dualnova.stack.EmulatorHandle.
+through dualnova.dev.stack.EmulatorHandle.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`python -m bench` (`make bench`): start the stack, run the scenarios, print the table.
 
 The emulator, the inference service and the gateway run as real processes on
-loopback (dualnova.stack), with the emulator paced like Bedrock by default.
+loopback (dualnova.dev.stack), with the emulator paced like Bedrock by default.
 Each concurrency level runs the baselines first (boto3, then aiobotocore) and
 then the pair; the first table puts the pair's time to first token next to its
 baseline's and the emulator's floor, the second what each cell cost in CPU and
@@ -42,8 +42,8 @@ from bench.scenarios import (
     run_benchmark,
 )
 from bench.stats import Row, format_table
-from dualnova.settings import ConfigError
-from dualnova.stack import Stack, StackError
+from dualnova.dev.stack import Stack, StackError
+from dualnova.server.settings import ConfigError
 from inference_service import config as inference_config
 
 PROG = "bench"

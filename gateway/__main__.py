@@ -3,7 +3,7 @@
 Flags stand for the environment variables of gateway.config (a flag wins over
 its variable); a bad value ends the program with one line and status 2. With
 GATEWAY_WORKERS above 1 this process supervises that many workers sharing the
-port (dualnova.launch, dualnova.workers).
+port (dualnova.server.launch, dualnova.server.workers).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import functools
 import sys
 from collections.abc import Sequence
 
-from dualnova import launch
+from dualnova.server import launch
 from gateway.config import FLAGS, LISTEN, Settings, load
 
 PROG = "gateway"

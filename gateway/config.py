@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualnova import event_loop as loops
-from dualnova import workers
 from dualnova.routes import MICRO, PRO
-from dualnova.settings import (
+from dualnova.server import event_loop as loops
+from dualnova.server import workers
+from dualnova.server.settings import (
     HEALTH_INTERVAL,
     ConfigError,
     Flag,
@@ -29,7 +29,7 @@ from dualnova.settings import (
     shutdown_delay,
     shutdown_grace,
 )
-from dualnova.targets import read_target
+from dualnova.server.targets import read_target
 
 __all__ = [
     "ConfigError",
@@ -137,7 +137,7 @@ MICRO_SETTINGS = RouteSettings.declare(MICRO, max_tokens=1024, temperature=0.3)
 PRO_SETTINGS = RouteSettings.declare(PRO, max_tokens=2048, temperature=0.5)
 MICRO_DEFAULTS = MICRO_SETTINGS.defaults
 PRO_DEFAULTS = PRO_SETTINGS.defaults
-# Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+# Server processes sharing the listen port (dualnova.server.workers); 1 is this process alone.
 WORKERS = workers.setting("GATEWAY_WORKERS")
 
 # Every setting with a flag, in --help and README order.

@@ -8,14 +8,14 @@
 
 The states come from upstream.HealthFollower's Watch streams; nothing here
 calls the inference service. The servicer is the one both servers share
-(dualnova.health_service: List, Watch streams that end at shutdown).
+(dualnova.server.health_service: List, Watch streams that end at shutdown).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dualnova.health_service import SERVER, HealthServicer, StatusBoard
+from dualnova.server.health_service import SERVER, HealthServicer, StatusBoard
 from gateway.routes import ROUTES
 
 __all__ = [

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import grpc
 
-from dualnova import event_loop
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from dualnova.grpc_server import bind, common_server_options, new_server
-from dualnova.shutdown import drain, stop_signals
+from dualnova.server import event_loop
+from dualnova.server.grpc_server import bind, common_server_options, new_server
+from dualnova.server.shutdown import drain, stop_signals
 from gateway.config import LISTEN, Settings
 from gateway.fanout import DualChat
 from gateway.health import UPSTREAM_NAMES, GatewayHealth
@@ -66,7 +66,7 @@ class RunningGateway:
     async def stop(
         self, grace: float, *, delay: float = 0.0, received: signal.Signals = signal.SIGINT
     ) -> None:
-        """Drain (dualnova.shutdown: NOT_SERVING, `delay` on SIGTERM, `grace`), then the channel."""
+        """Drain (NOT_SERVING, `delay` on SIGTERM, then `grace`), then close the channel."""
         await drain(self.server, self.health.servicer, delay=delay, grace=grace, received=received)
         await self.upstream.close()
 
@@ -74,7 +74,7 @@ class RunningGateway:
 async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGateway:
     """Build, bind and start the server; ConfigError when GATEWAY_LISTEN cannot be bound.
 
-    `reuse_port` is for a worker among several on one port (dualnova.workers).
+    `reuse_port` is for a worker among several on one port (dualnova.server.workers).
     """
     upstream = Upstream(settings.inference_target, reconnect_max_s=settings.health_interval_s)
     health = GatewayHealth()

@@ -1,6 +1,6 @@
 """What the gateway tells OpenTelemetry: the caller's trace id, and one span per route.
 
-The DualChat server span comes from dualnova.rpc_tracing (it continues the
+The DualChat server span comes from dualnova.server.rpc_tracing (it continues the
 caller's traceparent); its trace id is what the caller sees in x-trace-id and
 in the summary. Each route's upstream Chat is a CLIENT span "route micro" /
 "route pro" under it, whose context travels to the inference service as
@@ -20,8 +20,8 @@ import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
-from dualnova.rpc_tracing import outgoing_metadata, record_status
-from dualnova.telemetry import (
+from dualnova.server.rpc_tracing import outgoing_metadata, record_status
+from dualnova.server.telemetry import (
     INSTRUMENTATION_NAME,
     ROUTE_ATTRIBUTE,
     ROUTE_METADATA_KEY,

@@ -34,7 +34,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.settings import DEFAULT_INTERVAL_S
+from dualnova.server.settings import DEFAULT_INTERVAL_S
 
 __all__ = [
     "SERVICE_CONFIG",

@@ -3,19 +3,19 @@
 A request both routes would reject is refused once, as INVALID_ARGUMENT naming
 the field, rather than as two identical route errors after two upstream calls.
 The conversation rules are shared with the inference service
-(dualnova.conversation); what is checked here is only what DualChat adds:
+(dualnova.server.conversation); what is checked here is only what DualChat adds:
 ordering and the per-route overrides.
 """
 
 from __future__ import annotations
 
-from dualnova.conversation import (
+from dualnova.gateway.v1 import gateway_pb2
+from dualnova.server.conversation import (
     InvalidRequest,
     validate_inference_config,
     validate_messages,
     validate_system,
 )
-from dualnova.gateway.v1 import gateway_pb2
 from gateway.routes import ROUTES, route_override
 
 __all__ = ["InvalidRequest", "validate_dual_chat"]

@@ -4,7 +4,7 @@ Anything wrong at start (a bad variable or flag, no AWS region or
 credentials, an address that cannot be bound) ends the program with one line
 on stderr and exit status 2, before a caller could reach it. With
 INFERENCE_WORKERS above 1 this process supervises that many workers sharing
-the port (dualnova.launch, dualnova.workers).
+the port (dualnova.server.launch, dualnova.server.workers).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import functools
 import sys
 from collections.abc import Sequence
 
-from dualnova import launch
-from dualnova.settings import ConfigError
+from dualnova.server import launch
+from dualnova.server.settings import ConfigError
 from inference_service import config
 
 PROG = "inference_service"

@@ -40,7 +40,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from dualnova.routes import ROUTES
-from dualnova.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
+from dualnova.server.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
 from inference_service.bedrock import (
     FailureKind,
     MappedError,

@@ -38,7 +38,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from opentelemetry import metrics
 
-from dualnova.telemetry import INSTRUMENTATION_NAME
+from dualnova.server.telemetry import INSTRUMENTATION_NAME
 from inference_service.bedrock import UsageReport
 
 __all__ = [

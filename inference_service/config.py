@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from dualnova import event_loop as loops
-from dualnova import workers
 from dualnova.routes import MICRO, PRO, ROUTES
-from dualnova.settings import (
+from dualnova.server import event_loop as loops
+from dualnova.server import workers
+from dualnova.server.settings import (
     HEALTH_INTERVAL,
     ConfigError,
     Flag,
@@ -225,7 +225,7 @@ LOG_CONTENT = Setting(
     default=False,
     reader=as_bool,
 )
-# Server processes sharing the listen port (dualnova.workers); 1 is this process alone.
+# Server processes sharing the listen port (dualnova.server.workers); 1 is this process alone.
 WORKERS = workers.setting("INFERENCE_WORKERS")
 
 # Every setting with a flag, in --help and README order.

@@ -25,8 +25,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from dualnova.health_service import HealthServicer, StatusBoard
 from dualnova.routes import MICRO, PRO, ROUTES
+from dualnova.server.health_service import HealthServicer, StatusBoard
 from inference_service.bedrock import BedrockProbes, MappedError, ProbeResult
 from inference_service.config import Settings
 

@@ -2,7 +2,7 @@
 
 start() is what `python -m inference_service` runs and what tests may run in
 process (on port 0 when they like); serve() adds the signals and the drain.
-The gateway's server.py has the same shape (dualnova.grpc_server builds both).
+The gateway's server.py has the same shape (dualnova.server.grpc_server builds both).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import grpc
 
-from dualnova import event_loop
-from dualnova.grpc_server import bind, common_server_options, new_server
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.shutdown import drain, stop_signals
+from dualnova.server import event_loop
+from dualnova.server.grpc_server import bind, common_server_options, new_server
+from dualnova.server.shutdown import drain, stop_signals
 from inference_service import cloudwatch
 from inference_service.bedrock import BedrockProbes, BedrockRuntime
 from inference_service.chat import ChatServicer
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RunningInference", "serve", "start"]
 
 # Chats the cap may admit, plus room for health checks and refusals, may wait for the
-# event loop to pick them up (see dualnova.grpc_server.common_server_options).
+# event loop to pick them up (see dualnova.server.grpc_server.common_server_options).
 _PENDING_HEADROOM = 1024
 _SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name
 
@@ -49,7 +49,7 @@ class RunningInference:
     async def stop(
         self, grace: float, *, delay: float = 0.0, received: signal.Signals = signal.SIGINT
     ) -> None:
-        """Stop probing, drain (dualnova.shutdown), then close Bedrock's pool and CloudWatch."""
+        """Stop probing, drain (server.shutdown), then close Bedrock's pool and CloudWatch."""
         await self.health.stop()
         await drain(self.server, self.health.servicer, delay=delay, grace=grace, received=received)
         await self.runtime.aclose()
@@ -66,7 +66,7 @@ async def start(
 ) -> RunningInference:
     """Build, bind, probe once and start; ConfigError when INFERENCE_LISTEN cannot be bound.
 
-    `reuse_port` is for a worker among several on one port (dualnova.workers).
+    `reuse_port` is for a worker among several on one port (dualnova.server.workers).
     """
     health = InferenceHealth(settings, probes)
     publisher = _cloudwatch_publisher(settings, health)

@@ -1,6 +1,6 @@
 """Checks a ChatRequest before it costs a Bedrock call.
 
-The conversation rules are dualnova.conversation's, shared with the gateway so
+The conversation rules are dualnova.server.conversation's, shared with the gateway so
 both services refuse the same things with the same words; this module adds
 what only the inference service knows: which models it serves. Each failure
 names the field it is about ("messages[2].role: ..."). Limits that depend on
@@ -11,13 +11,13 @@ ValidationException, with Bedrock's own message.
 
 from __future__ import annotations
 
-from dualnova.conversation import (
+from dualnova.inference.v1 import inference_pb2
+from dualnova.server.conversation import (
     InvalidRequest,
     validate_inference_config,
     validate_messages,
     validate_system,
 )
-from dualnova.inference.v1 import inference_pb2
 from inference_service.config import Settings
 
 __all__ = ["InvalidRequest", "validate"]

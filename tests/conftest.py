@@ -1,7 +1,7 @@
 """Fixtures that start the real processes once per test session.
 
 The emulator, the inference service and the gateway run as subprocesses on
-free loopback ports (dualnova.stack, the launcher `dualnova up` uses too),
+free loopback ports (dualnova.dev.stack, the launcher `dualnova up` uses too),
 each given tests/processes.SERVICE_DEFAULTS explicitly. Each test starts with
 a clean emulator: no faults, empty request log.
 """
@@ -17,8 +17,8 @@ from health_support import start_emulator
 from processes import SERVICE_DEFAULTS, TEST_PACE
 from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, running_pair
 
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle, Stack
 from dualnova.inference.v1 import inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle, Stack
 
 
 @pytest.fixture(scope="session")

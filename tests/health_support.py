@@ -1,7 +1,7 @@
 """What the health tests share: own processes with short probe intervals, and ways to read health.
 
 Health tests stop, deny and restart things, so they run their own emulator,
-inference service and gateway (dualnova.stack, like the shared fixtures)
+inference service and gateway (dualnova.dev.stack, like the shared fixtures)
 instead of disturbing the session's processes. Waits poll with a deadline;
 none of them sleeps and hopes.
 """
@@ -20,8 +20,8 @@ from polling import wait_until
 from processes import SERVICE_DEFAULTS, TEST_PACE
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2
-from dualnova.stack import EmulatorHandle, ServiceHandle
 
 # Seconds between probes in these tests, and the bound the issue sets: a change
 # shows within two intervals. SLACK is for a loaded 2-core CI machine.

@@ -3,7 +3,7 @@
 The services export through their real OTLP gRPC exporters, configured only
 by OTEL_* variables, to a collector this module runs in the test process, so
 the tests see exactly what a real collector would receive. The services run
-as their own processes (dualnova.stack.ServiceHandle) in front of the
+as their own processes (dualnova.dev.stack.ServiceHandle) in front of the
 session's emulator, because each test module needs its own variables.
 Waits poll with a deadline; none sleeps and hopes.
 """
@@ -33,7 +33,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
-from dualnova.stack import HOST, EmulatorHandle, ServiceHandle, free_port
+from dualnova.dev.stack import HOST, EmulatorHandle, ServiceHandle, free_port
 
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"

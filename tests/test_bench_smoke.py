@@ -25,7 +25,7 @@ from bench.cost import CLIENT, cell_cost, format_cost_table
 from bench.procs import ProcessMeter, TreeUse, cpu_seconds, memory_kb, process_tree
 from bench.scenarios import SCENARIOS, BenchConfig, Targets, run_benchmark
 from bench.stats import Row, format_table, percentile
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"

@@ -23,7 +23,7 @@ from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import Answer, compose_answer
-from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}

@@ -32,9 +32,9 @@ from telemetry_support import (
     silent_listener,
 )
 
+from dualnova.dev.stack import HOST, EmulatorHandle, free_port
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import HOST, EmulatorHandle, free_port
 from inference_service.bedrock import UsageReport
 from inference_service.cloudwatch import CloudWatchPublisher
 

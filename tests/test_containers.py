@@ -11,6 +11,7 @@ parsers and validators; nothing is built, started or fetched.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -40,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+# The development launcher: in the repository, never in the image.
+DEV_ONLY = "dualnova/dev/"
 
 # Compose service names the README and the other services refer to.
 EMULATOR, INFERENCE, GATEWAY, COLLECTOR, JAEGER = (
@@ -580,7 +583,36 @@ def test_copy_sources_exist_and_reach_the_build_context(
         for file in files_under(path):
             if file.suffix in (".py", ".toml", ".md"):
                 relative = file.relative_to(REPO).as_posix()
+                if relative.startswith(DEV_ONLY):
+                    continue  # left out on purpose: the next tests
                 assert not dockerignore_excludes(relative, patterns), relative
+
+
+def test_the_image_holds_no_development_launcher() -> None:
+    patterns = dockerignore_patterns()
+    launcher = sorted(p.relative_to(REPO).as_posix() for p in (REPO / DEV_ONLY).glob("*.py"))
+    assert "dualnova/dev/stack.py" in launcher and "dualnova/dev/demo.py" in launcher
+    for path in launcher:
+        assert dockerignore_excludes(path, patterns), path
+
+
+def test_nothing_shipped_imports_the_launcher_at_import_time() -> None:
+    """Shipped modules may reach dualnova.dev only inside a function (dualnova up says why)."""
+    offenders = []
+    for package in ("dualnova", "inference_service", "gateway", "bedrock_emulator"):
+        for file in (REPO / package).rglob("*.py"):
+            relative = file.relative_to(REPO).as_posix()
+            if relative.startswith(DEV_ONLY):
+                continue
+            for node in ast.parse(file.read_text()).body:  # module level only
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                if any(name.startswith("dualnova.dev") for name in names):
+                    offenders.append(relative)
+    assert offenders == []
 
 
 def test_the_image_copies_everything_the_wheel_is_built_from(

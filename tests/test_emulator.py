@@ -29,7 +29,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from bedrock_emulator import catalog, eventstream
 from bedrock_emulator.answers import Answer, compose_answer, count_tokens
-from dualnova.stack import EmulatorHandle
+from dualnova.dev.stack import EmulatorHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 LITE = "amazon.nova-lite-v1:0"

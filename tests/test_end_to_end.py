@@ -17,8 +17,8 @@ from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 PRO = "amazon.nova-pro-v1:0"

@@ -14,7 +14,7 @@ from telemetry_support import log_lines, running_pair
 from test_inference_config import GOOD_AWS, run_service
 
 from bedrock_emulator.answers import compose_answer
-from dualnova.stack import EmulatorHandle
+from dualnova.dev.stack import EmulatorHandle
 
 ASYNCIO = {"DUALNOVA_EVENT_LOOP": "asyncio"}
 

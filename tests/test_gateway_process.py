@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from processes import SERVICE_DEFAULTS
 from startup import assert_refused_to_start
 
-from dualnova.stack import ServiceHandle
+from dualnova.dev.stack import ServiceHandle
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from health_support import (
     wait_for_statuses,
 )
 
-from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 MICRO = "amazon.nova-micro-v1:0"

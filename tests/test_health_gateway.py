@@ -24,7 +24,7 @@ from health_support import (
     watching,
 )
 
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 GATEWAY_NAMES = ("", "dualnova.gateway.v1.Gateway", "inference", "route/micro", "route/pro")

@@ -31,9 +31,9 @@ from health_support import (
 )
 from polling import wait_until
 
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2_grpc
-from dualnova.settings import ConfigError
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.server.settings import ConfigError
 from gateway import config as gateway_config
 from inference_service import config as inference_config
 from inference_service.bedrock import BedrockProbes, ProbeResult

@@ -16,8 +16,8 @@ from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer, count_tokens
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle
 
 QUESTION = "서울에서 부산까지 가장 빠르게 가는 방법은? 🚄"
 USER = chat_pb2.ROLE_USER

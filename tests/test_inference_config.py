@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from startup import assert_refused_to_start
 
-from dualnova.settings import ConfigError
+from dualnova.server.settings import ConfigError
 from inference_service import config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,8 +20,8 @@ import pytest
 from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
 
 KEY_PREFIX = "ASIAROTATED"
 EXPIRES_IN = timedelta(minutes=11)

@@ -14,8 +14,8 @@ from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle, free_port
 
 PREMIER = "amazon.nova-premier-v1:0"
 WAIT_S = 10.0

@@ -14,8 +14,8 @@ import pytest
 from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle
 
 
 def service(emulator: EmulatorHandle, log_dir: Path, name: str, **env: str) -> ServiceHandle:

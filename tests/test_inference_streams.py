@@ -21,8 +21,8 @@ from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import ServiceHandle
 
 # Long enough that no pump thread ends by botocore's read timeout during a test.
 READ_TIMEOUT_S = "60"
@@ -186,7 +186,7 @@ def test_sigterm_exits_while_a_call_waits_for_headers(
 
         status = service.stop(signal.SIGTERM, timeout=EXIT_WITHIN_S)
 
-        # 0, not -9: it exited by itself (dualnova.stack kills it after the timeout).
+        # 0, not -9: it exited by itself (dualnova.dev.stack kills it after the timeout).
         assert status == 0
         with pytest.raises(grpc.RpcError) as ended:
             list(call)

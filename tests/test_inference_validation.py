@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle
 
 USER = chat_pb2.ROLE_USER
 ASSISTANT = chat_pb2.ROLE_ASSISTANT

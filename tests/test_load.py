@@ -26,8 +26,8 @@ from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import Stack
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from dualnova.stack import Stack
 
 CONCURRENCY = (500, 1000)
 # A few connections, as a handful of client processes would open.

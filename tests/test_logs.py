@@ -18,8 +18,8 @@ from polling import wait_until
 from processes import SERVICE_DEFAULTS
 from telemetry_support import log_lines
 
+from dualnova.dev.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
 
 
 def test_lines_carry_ids_tokens_and_status_but_no_content_or_credentials(

@@ -17,8 +17,8 @@ from gateway_client import ask, dual_chat, user
 from polling import wait_until
 from telemetry_support import MICRO, PRO, OtlpCollector, Pair
 
+from dualnova.dev.stack import EmulatorHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle
 
 INFERENCE = "inference_service"
 GATEWAY = "gateway"

@@ -58,3 +58,20 @@ def test_every_mapped_bedrock_error_is_in_the_error_table(error_code: str) -> No
 def test_the_two_commands_are_the_quick_start() -> None:
     quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     assert "make demo" in quick_start and "make test" in quick_start
+
+
+LAYOUT_PACKAGES = ("inference_service", "gateway", "bedrock_emulator", "dualnova")
+
+
+@pytest.mark.parametrize("package", LAYOUT_PACKAGES)
+def test_the_layout_table_names_every_module_and_only_real_ones(package: str) -> None:
+    (row,) = [line for line in README.splitlines() if line.startswith(f"| `{package}/` |")]
+    named = set(re.findall(r"`([a-z_]+\.py)`", row))
+    root = Path(__file__).resolve().parent.parent / package
+    modules = {
+        path.name
+        for path in root.rglob("*.py")
+        if not path.name.startswith("__") and "_pb2" not in path.name
+    }
+    assert named - modules == set(), "named in the README but not in the tree"
+    assert modules - named == set(), "in the tree but not in the README's layout table"

@@ -26,9 +26,9 @@ from polling import wait_until
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2_grpc
-from dualnova.stack import EmulatorHandle
 
 MICRO = "amazon.nova-micro-v1:0"
 QUESTION = "What does a readiness probe check?"
@@ -117,7 +117,7 @@ def test_sigterm_drains_the_inference_service(own_emulator: EmulatorHandle, log_
 
 def test_sigint_skips_the_delay(own_emulator: EmulatorHandle, log_dir: Path) -> None:
     # With a minute of delay, only skipping it lets the process exit before
-    # dualnova.stack gives up waiting and kills it (status -9).
+    # dualnova.dev.stack gives up waiting and kills it (status -9).
     service = start_inference(own_emulator, log_dir, "sigint", INFERENCE_SHUTDOWN_DELAY="60")
     assert service.stop(signal.SIGINT) == 0
 

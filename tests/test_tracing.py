@@ -31,7 +31,7 @@ from telemetry_support import (
 )
 
 from bedrock_emulator.answers import compose_answer
-from dualnova.stack import EmulatorHandle
+from dualnova.dev.stack import EmulatorHandle
 
 GATEWAY_SPAN = "dualnova.gateway.v1.Gateway/DualChat"
 INFERENCE_SPAN = "dualnova.inference.v1.InferenceService/Chat"

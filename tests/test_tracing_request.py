@@ -17,8 +17,8 @@ from gateway_client import ROUTE_DEFAULTS, ask, dual_chat
 from telemetry_support import MICRO, PRO, OtlpCollector, Pair, Span
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.stack import EmulatorHandle
 
 MODELS = {"micro": MICRO, "pro": PRO}
 

@@ -28,11 +28,11 @@ from telemetry_support import log_lines
 from test_inference_config import GOOD_AWS, run_service
 from test_shutdown import StreamReader
 
-from dualnova import telemetry
 from dualnova.chat.v1 import chat_pb2
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2_grpc
-from dualnova.stack import EmulatorHandle, ServiceHandle
+from dualnova.server import telemetry
 
 MICRO = "amazon.nova-micro-v1:0"
 # Calls on fresh connections: the kernel hashes each to a worker, so all of them

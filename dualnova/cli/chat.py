@@ -12,8 +12,8 @@ import sys
 from typing import Any
 
 from dualnova.cli.render import EXIT_USAGE, ORDERINGS, run_chat
-from dualnova.settings import ConfigError, environ
-from dualnova.targets import check_target, read_target
+from dualnova.server.settings import ConfigError, environ
+from dualnova.server.targets import check_target, read_target
 
 GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
 DEFAULT_GATEWAY = "127.0.0.1:50052"

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE, gateway_target, positive_seconds
-from dualnova.settings import ConfigError
+from dualnova.server.settings import ConfigError
 
 __all__ = [
     "EXIT_CONNECTION_FAILED",

@@ -1,7 +1,7 @@
 """What `dualnova chat` shows: both answers as they stream, then tokens and the trace id.
 
 run_chat() is the whole of `dualnova chat` short of argument parsing, so the
-demo (dualnova.demo) prints exactly what a person typing the command sees.
+demo (dualnova.dev.demo) prints exactly what a person typing the command sees.
 Two views of the same stream:
 - a terminal gets Micro and Pro side by side, updating live (rich Live);
 - a pipe or file gets plain lines tagged by route, written when a route's

@@ -1,6 +1,6 @@
 """`dualnova up`: the emulator, the inference service and the gateway on this machine.
 
-The processes are dualnova.stack's (the launcher tests and the demo use), so
+The processes are dualnova.dev.stack's (the launcher tests and the demo use), so
 what runs here is what was tested. Runs until Ctrl-C or SIGTERM, then stops
 all three in reverse order; exit 0 when each stopped cleanly.
 """
@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dualnova.stack import EmulatorHandle, ServiceHandle, Stack, StackError
+if TYPE_CHECKING:
+    from dualnova.dev.stack import EmulatorHandle, ServiceHandle, Stack
 
 # The design's default addresses, so `dualnova chat` finds the gateway without flags.
 DEFAULT_INFERENCE_PORT = 50051
@@ -70,6 +71,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        # The development launcher: in a source checkout, never in the container image.
+        from dualnova.dev.stack import Stack, StackError
+    except ImportError:
+        print(
+            "dualnova up: the local stack is not installed here (it is left out of the"
+            " container image); run it from a source checkout: make up",
+            file=sys.stderr,
+        )
+        return 1
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(

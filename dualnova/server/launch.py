@@ -3,7 +3,7 @@
 `python -m inference_service` and `python -m gateway` differ only in what
 they build before serving. Everything around it is here, once: flags over
 variables, the settings loaded and checked, a supervisor of N workers when
-asked (dualnova.workers; it never loads grpc, so a service imports its grpc
+asked (dualnova.server.workers; it never loads grpc, so a service imports its grpc
 modules inside its `prepare`), the listen port checked, logs and telemetry
 set up, the event loop chosen, and any ConfigError (at start or when the
 address cannot be bound) said on one line with exit status 2.
@@ -15,8 +15,8 @@ import os
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from dualnova import event_loop, logs, ports, telemetry, workers
-from dualnova.settings import ConfigError, Flag, flag_overrides, refuse_to_start
+from dualnova.server import event_loop, logs, ports, telemetry, workers
+from dualnova.server.settings import ConfigError, Flag, flag_overrides, refuse_to_start
 
 __all__ = ["Serve", "run"]
 

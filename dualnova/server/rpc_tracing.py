@@ -27,7 +27,7 @@ import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from dualnova.telemetry import INSTRUMENTATION_NAME
+from dualnova.server.telemetry import INSTRUMENTATION_NAME
 
 __all__ = ["ServerTracing", "outgoing_metadata", "record_status"]
 

@@ -18,7 +18,7 @@ import signal
 
 import grpc
 
-from dualnova.health_service import HealthServicer
+from dualnova.server.health_service import HealthServicer
 
 __all__ = ["drain", "stop_signals"]
 

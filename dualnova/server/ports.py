@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from dualnova.settings import ConfigError
+from dualnova.server.settings import ConfigError
 
 __all__ = ["Reservation", "check_free", "reserve"]
 

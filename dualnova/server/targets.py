@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dualnova.settings import ConfigError, check_address, read_str
+from dualnova.server.settings import ConfigError, check_address, read_str
 
 __all__ = ["RESOLVER_SCHEMES", "check_target", "read_target"]
 

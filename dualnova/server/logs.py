@@ -25,7 +25,7 @@ import time
 
 from opentelemetry import trace
 
-from dualnova.telemetry import format_span_id, format_trace_id
+from dualnova.server.telemetry import format_span_id, format_trace_id
 
 # Context keys that call sites may pass with `extra=` and that appear in the line.
 FIELDS = (

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from dualnova.cli.render import run_chat
-from dualnova.stack import Stack, StackError
+from dualnova.dev.stack import Stack, StackError
 
 SAMPLE_QUESTION = "Amazon Bedrock의 Nova Micro와 Nova Pro는 어떻게 다른가요? 🤔"
 # Fast enough for a demo, slow enough to watch both answers stream.
@@ -23,7 +23,7 @@ DEMO_PACE = 0.3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dualnova.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dualnova.dev.demo", description=__doc__)
     parser.add_argument("question", nargs="?", default=SAMPLE_QUESTION)
     parser.add_argument("--pace", type=float, default=DEMO_PACE)
     args = parser.parse_args(argv)

@@ -13,9 +13,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dualnova.health_service import HealthServicer
-from dualnova.rpc_tracing import ServerTracing
-from dualnova.settings import ConfigError
+from dualnova.server.health_service import HealthServicer
+from dualnova.server.rpc_tracing import ServerTracing
+from dualnova.server.settings import ConfigError
 
 __all__ = ["bind", "common_server_options", "new_server"]
 
@@ -26,7 +26,7 @@ def common_server_options(*, reuse_port: bool, pending_calls: int) -> list[tuple
     """SO_REUSEPORT only for workers sharing a port, and a pending-call queue sized to the load.
 
     gRPC's default SO_REUSEPORT (on) would let a second server share a taken
-    port without a word; only a worker among several (dualnova.workers) wants it.
+    port without a word; only a worker among several (dualnova.server.workers) wants it.
 
     grpc.aio picks up new calls one at a time from its event loop; until then
     a call waits in the server's pending queue, and past

@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from dualnova.settings import ConfigError, read_bool
+from dualnova.server.settings import ConfigError, read_bool
 
 __all__ = [
     "INSTRUMENTATION_NAME",

@@ -6,7 +6,7 @@ worker binds with SO_REUSEPORT and the kernel spreads new connections over
 them (a connection, and every call on it, stays with one worker).
 
 The supervisor is the process the platform started and signals:
-- it checks the port and holds it (dualnova.ports.reserve), so a taken port
+- it checks the port and holds it (dualnova.server.ports.reserve), so a taken port
   is one line and exit status 2, as for a single process;
 - it starts each worker as a fresh `python -m <service>` (grpc does not
   survive fork, and the supervisor never loads grpc at all);
@@ -14,7 +14,7 @@ The supervisor is the process the platform started and signals:
   failure (no AWS credentials, ...) is told once, by worker 0, with its
   status;
 - it forwards SIGTERM and SIGINT to every worker; each drains exactly as a
-  single process does (dualnova.shutdown), and the supervisor exits 0 when
+  single process does (dualnova.server.shutdown), and the supervisor exits 0 when
   all of them exited 0.
 
 A worker that exits on its own (a crash, the OOM killer) is not restarted:
@@ -38,8 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
 
-from dualnova import ports
-from dualnova.settings import ConfigError, Setting, as_int
+from dualnova.server import ports
+from dualnova.server.settings import ConfigError, Setting, as_int
 
 __all__ = [
     "EXIT_WORKER_FAILED",

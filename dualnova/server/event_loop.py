@@ -16,7 +16,7 @@ import importlib.util
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
-from dualnova.settings import ConfigError, Setting, as_choice
+from dualnova.server.settings import ConfigError, Setting, as_choice
 
 __all__ = ["CHOICES", "DEFAULT", "FLAG", "SETTING", "VARIABLE", "current", "read", "run"]
 

@@ -139,6 +139,59 @@ MICRO_DEFAULTS = MICRO_SETTINGS.defaults
 PRO_DEFAULTS = PRO_SETTINGS.defaults
 # Server processes sharing the listen port (dualnova.server.workers); 1 is this process alone.
 WORKERS = workers.setting("GATEWAY_WORKERS")
+# What one DualChatRequest may hold, checked before either route starts (gateway.validation).
+# 4 MiB is gRPC's own default receive limit; the inference service's is above it.
+MAX_MESSAGE_BYTES = Setting(
+    "GATEWAY_MAX_MESSAGE_BYTES",
+    "--max-message-bytes",
+    "largest DualChatRequest, in serialized bytes, the server accepts (and largest message"
+    " it sends); larger ones are refused with INVALID_ARGUMENT naming the limit",
+    default=4 * 1024 * 1024,
+    reader=as_int,
+    minimum=1024,
+    maximum=1024 * 1024 * 1024,
+)
+MAX_MESSAGES = Setting(
+    "GATEWAY_MAX_MESSAGES",
+    "--max-messages",
+    "most conversation turns (messages) in one DualChatRequest",
+    default=1000,
+    reader=as_int,
+    minimum=1,
+)
+# About Nova Micro's 128k-token context: a longer conversation would fail on that route anyway.
+MAX_TEXT_CHARS = Setting(
+    "GATEWAY_MAX_TEXT_CHARS",
+    "--max-text-chars",
+    "most characters of text in one DualChatRequest: every message, system prompt and"
+    " route override's system prompt together",
+    default=500_000,
+    reader=as_int,
+    minimum=1,
+)
+# Concurrent DualChats per worker; each is two inference streams (INFERENCE_MAX_STREAMS).
+MAX_STREAMS = Setting(
+    "GATEWAY_MAX_STREAMS",
+    "--max-streams",
+    "concurrent DualChats per worker; more are refused at once with RESOURCE_EXHAUSTED"
+    " and a RetryInfo",
+    default=4096,
+    reader=as_int,
+    minimum=1,
+    maximum=100_000,
+)
+# Half the total, so one caller never holds the whole gateway.
+MAX_STREAMS_PER_CALLER = Setting(
+    "GATEWAY_MAX_STREAMS_PER_CALLER",
+    "--max-streams-per-caller",
+    "concurrent DualChats of one caller per worker (the caller's token name, else its"
+    " address); more are refused at once with RESOURCE_EXHAUSTED and a RetryInfo",
+    default=2048,
+    reader=as_int,
+    minimum=1,
+    maximum=100_000,
+)
+
 
 # Every setting with a flag, in --help and README order.
 SETTINGS: tuple[Setting[Any], ...] = (
@@ -155,6 +208,11 @@ SETTINGS: tuple[Setting[Any], ...] = (
     PRO_SETTINGS.temperature,
     WORKERS,
     loops.SETTING,
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGES,
+    MAX_TEXT_CHARS,
+    MAX_STREAMS,
+    MAX_STREAMS_PER_CALLER,
 )
 FLAGS: tuple[Flag, ...] = flags_of(SETTINGS)
 
@@ -174,6 +232,11 @@ class Settings:
     pro: RouteDefaults = field(default=PRO_DEFAULTS)
     workers: int = WORKERS.default
     event_loop: str = loops.SETTING.default
+    max_message_bytes: int = MAX_MESSAGE_BYTES.default
+    max_messages: int = MAX_MESSAGES.default
+    max_text_chars: int = MAX_TEXT_CHARS.default
+    max_streams: int = MAX_STREAMS.default
+    max_streams_per_caller: int = MAX_STREAMS_PER_CALLER.default
 
     def route_defaults(self, route: str) -> RouteDefaults:
         """The defaults of route MICRO or PRO."""
@@ -198,4 +261,9 @@ def load(env: Mapping[str, str]) -> Settings:
         pro=PRO_SETTINGS.read(env),
         workers=WORKERS.read(env),
         event_loop=loops.read(env),
+        max_message_bytes=MAX_MESSAGE_BYTES.read(env),
+        max_messages=MAX_MESSAGES.read(env),
+        max_text_chars=MAX_TEXT_CHARS.read(env),
+        max_streams=MAX_STREAMS.read(env),
+        max_streams_per_caller=MAX_STREAMS_PER_CALLER.read(env),
     )

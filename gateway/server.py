@@ -43,7 +43,11 @@ def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tupl
     """
     options = [
         ("grpc.http2.min_ping_interval_without_data_ms", _MIN_CLIENT_PING_INTERVAL_MS),
-        *common_server_options(reuse_port=reuse_port, pending_calls=PENDING_CALLS),
+        *common_server_options(
+            reuse_port=reuse_port,
+            pending_calls=PENDING_CALLS,
+            max_message_bytes=settings.max_message_bytes,
+        ),
     ]
     if settings.max_connection_age_s > 0:
         options += [
@@ -82,7 +86,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
         server_options(settings, reuse_port=reuse_port), health.servicer, (_SERVICE_NAME,)
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(
-        GatewayServicer(DualChat(upstream.stub, settings)), server
+        GatewayServicer(DualChat(upstream.stub, settings), settings), server
     )
     try:
         port = bind(server, settings.listen, LISTEN.variable)

@@ -87,6 +87,10 @@ def channel_options(reconnect_max_s: float = DEFAULT_INTERVAL_S) -> list[tuple[s
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.initial_reconnect_backoff_ms", min(1000, reconnect_max_ms)),
         ("grpc.max_reconnect_backoff_ms", reconnect_max_ms),
+        # No limit of the channel's own: the inference service's INFERENCE_MAX_MESSAGE_BYTES
+        # decides, and its refusal (naming that setting) comes back as the route's error.
+        ("grpc.max_send_message_length", -1),
+        ("grpc.max_receive_message_length", -1),
     ]
 
 

@@ -158,6 +158,18 @@ BEDROCK_MAX_ATTEMPTS: Setting[int | None] = Setting(
     maximum=20,
     default_text="AWS_MAX_ATTEMPTS, else 3",
 )
+# Above the gateway's GATEWAY_MAX_MESSAGE_BYTES (4 MiB), so a request the gateway admitted
+# (plus the route's model and settings) always passes here too.
+MAX_MESSAGE_BYTES = Setting(
+    "INFERENCE_MAX_MESSAGE_BYTES",
+    "--max-message-bytes",
+    "largest ChatRequest, in serialized bytes, the server accepts (and largest message it"
+    " sends); larger ones are refused with INVALID_ARGUMENT naming the limit",
+    default=8 * 1024 * 1024,
+    reader=as_int,
+    minimum=1024,
+    maximum=1024 * 1024 * 1024,
+)
 DEFAULT_MAX_TOKENS = Setting(
     "DUALNOVA_DEFAULT_MAX_TOKENS",
     "--default-max-tokens",
@@ -235,6 +247,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     PRO_MODEL,
     ALLOWED_MODELS,
     MAX_STREAMS,
+    MAX_MESSAGE_BYTES,
     BEDROCK_READ_TIMEOUT,
     BEDROCK_CONNECT_TIMEOUT,
     BEDROCK_MAX_ATTEMPTS,
@@ -267,6 +280,7 @@ class Settings:
     # Extra ids callers may name verbatim, besides micro_model and pro_model.
     allowed_models: tuple[str, ...] = ALLOWED_MODELS.default
     max_streams: int = MAX_STREAMS.default
+    max_message_bytes: int = MAX_MESSAGE_BYTES.default
     bedrock_read_timeout_s: float = BEDROCK_READ_TIMEOUT.default
     bedrock_connect_timeout_s: float = BEDROCK_CONNECT_TIMEOUT.default
     bedrock_max_attempts: int | None = BEDROCK_MAX_ATTEMPTS.default
@@ -313,6 +327,7 @@ def load(env: Mapping[str, str]) -> Settings:
         pro_model=pro,
         allowed_models=ALLOWED_MODELS.read(env),
         max_streams=MAX_STREAMS.read(env),
+        max_message_bytes=MAX_MESSAGE_BYTES.read(env),
         bedrock_read_timeout_s=BEDROCK_READ_TIMEOUT.read(env),
         bedrock_connect_timeout_s=BEDROCK_CONNECT_TIMEOUT.read(env),
         bedrock_max_attempts=BEDROCK_MAX_ATTEMPTS.read(env),

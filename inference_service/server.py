@@ -72,7 +72,9 @@ async def start(
     publisher = _cloudwatch_publisher(settings, health)
     server = new_server(
         common_server_options(
-            reuse_port=reuse_port, pending_calls=settings.max_streams + _PENDING_HEADROOM
+            reuse_port=reuse_port,
+            pending_calls=settings.max_streams + _PENDING_HEADROOM,
+            max_message_bytes=settings.max_message_bytes,
         ),
         health.servicer,
         (_SERVICE_NAME,),

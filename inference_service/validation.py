@@ -2,7 +2,9 @@
 
 The conversation rules are dualnova.server.conversation's, shared with the gateway so
 both services refuse the same things with the same words; this module adds
-what only the inference service knows: which models it serves. Each failure
+what only the inference service knows: which models it serves, and its
+INFERENCE_MAX_MESSAGE_BYTES (gRPC's own cut-off sits at twice that, so a request
+somewhat over it gets a message naming the limit, not gRPC's). Each failure
 names the field it is about ("messages[2].role: ..."). Limits that depend on
 the model (the largest max_tokens, the context window) are Bedrock's to
 enforce: a request over them reaches Bedrock and comes back as its
@@ -16,15 +18,17 @@ from dualnova.server.conversation import (
     InvalidRequest,
     validate_inference_config,
     validate_messages,
+    validate_size,
     validate_system,
 )
-from inference_service.config import Settings
+from inference_service.config import MAX_MESSAGE_BYTES, Settings
 
 __all__ = ["InvalidRequest", "validate"]
 
 
 def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
     """Raise InvalidRequest for the first problem; return the resolved Bedrock model id."""
+    validate_size(request, settings.max_message_bytes, MAX_MESSAGE_BYTES.variable)
     model_id = _resolve_model(request.model, settings)
     validate_messages(request.messages)
     validate_system(request.system)

@@ -10,15 +10,20 @@ message that names its own JSON paths rather than our proto fields.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+
+from google.protobuf.message import Message as ProtoMessage
 
 from dualnova.chat.v1 import chat_pb2
 
 __all__ = [
     "InvalidRequest",
     "MAX_STOP_SEQUENCES",
+    "text_chars",
+    "transport_message_limit",
     "validate_inference_config",
     "validate_messages",
+    "validate_size",
     "validate_system",
 ]
 
@@ -33,6 +38,32 @@ class InvalidRequest(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+def transport_message_limit(max_message_bytes: int) -> int:
+    """gRPC's own receive and send limit for a server whose requests may be `max_message_bytes`.
+
+    Twice the limit (within gRPC's int32): a request somewhat over the limit
+    reaches validate_size and is refused with words naming the limit and its
+    variable, not gRPC's "Received message larger than max"; only one past
+    twice the limit is cut off by gRPC itself before it is parsed.
+    """
+    return min(2 * max_message_bytes, 2**31 - 1)
+
+
+def validate_size(request: ProtoMessage, max_bytes: int, variable: str) -> None:
+    """The serialized request within `max_bytes` (the setting named `variable`)."""
+    size = request.ByteSize()
+    if size > max_bytes:
+        raise InvalidRequest(
+            "request",
+            f"{size} bytes, more than the limit of {max_bytes} bytes ({variable})",
+        )
+
+
+def text_chars(messages: Sequence[chat_pb2.Message], system: Iterable[str]) -> int:
+    """Characters of text a request carries: every message's and every system prompt's."""
+    return sum(len(message.text) for message in messages) + sum(len(text) for text in system)
 
 
 def validate_messages(messages: Sequence[chat_pb2.Message], field: str = "messages") -> None:

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dualnova.server.conversation import transport_message_limit
 from dualnova.server.health_service import HealthServicer
 from dualnova.server.rpc_tracing import ServerTracing
 from dualnova.server.settings import ConfigError
@@ -22,7 +23,9 @@ __all__ = ["bind", "common_server_options", "new_server"]
 _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-def common_server_options(*, reuse_port: bool, pending_calls: int) -> list[tuple[str, int]]:
+def common_server_options(
+    *, reuse_port: bool, pending_calls: int, max_message_bytes: int | None = None
+) -> list[tuple[str, int]]:
     """SO_REUSEPORT only for workers sharing a port, and a pending-call queue sized to the load.
 
     gRPC's default SO_REUSEPORT (on) would let a second server share a taken
@@ -36,12 +39,23 @@ def common_server_options(*, reuse_port: bool, pending_calls: int) -> list[tuple
     the defaults ended hundreds of routes CANCELLED before any handler ran.
     A waiting call costs only memory; the services refuse what they cannot
     serve themselves (RESOURCE_EXHAUSTED), once the handler has run.
+
+    `max_message_bytes` (the service's *_MAX_MESSAGE_BYTES) sets gRPC's receive and
+    send limits to dualnova.server.conversation.transport_message_limit of it: the
+    handler refuses what lies between with a message naming the setting.
     """
-    return [
+    options = [
         ("grpc.so_reuseport", int(reuse_port)),
         ("grpc.server.max_pending_requests", pending_calls),
         ("grpc.server.max_pending_requests_hard_limit", pending_calls),
     ]
+    if max_message_bytes is not None:
+        transport = transport_message_limit(max_message_bytes)
+        options += [
+            ("grpc.max_receive_message_length", transport),
+            ("grpc.max_send_message_length", transport),
+        ]
+    return options
 
 
 def new_server(

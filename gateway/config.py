@@ -17,11 +17,20 @@ from typing import Any
 from dualnova.routes import MICRO, PRO
 from dualnova.server import event_loop as loops
 from dualnova.server import workers
+from dualnova.server.callers import (
+    Credential,
+    Secret,
+    as_secret,
+    as_upstream_token_file,
+    tokens_file_setting,
+    tokens_setting,
+)
 from dualnova.server.settings import (
     HEALTH_INTERVAL,
     ConfigError,
     Flag,
     Setting,
+    as_bool,
     as_float,
     as_int,
     flags_of,
@@ -139,6 +148,36 @@ MICRO_DEFAULTS = MICRO_SETTINGS.defaults
 PRO_DEFAULTS = PRO_SETTINGS.defaults
 # Server processes sharing the listen port (dualnova.server.workers); 1 is this process alone.
 WORKERS = workers.setting("GATEWAY_WORKERS")
+# Who may call (dualnova.server.auth): unset, DualChat is open (loopback only, see README).
+AUTH_TOKENS = tokens_setting("GATEWAY_AUTH_TOKENS", "--auth-tokens", "DualChat callers")
+AUTH_TOKENS_FILE = tokens_file_setting(
+    "GATEWAY_AUTH_TOKENS_FILE", "--auth-tokens-file", "DualChat callers"
+)
+REFLECTION = Setting(
+    "GATEWAY_REFLECTION",
+    "--reflection",
+    "false to turn gRPC server reflection off (health stays open either way)",
+    default=True,
+    reader=as_bool,
+)
+# The inference service's INFERENCE_AUTH_TOKENS: what this gateway presents to it.
+UPSTREAM_TOKEN: Setting[Secret | None] = Setting(
+    "GATEWAY_UPSTREAM_TOKEN",
+    "--upstream-token",
+    "bearer token the gateway presents to the inference service (one of its"
+    " INFERENCE_AUTH_TOKENS); wins over GATEWAY_UPSTREAM_TOKEN_FILE",
+    default=None,
+    reader=as_secret,
+    default_text="unset, none sent",
+)
+UPSTREAM_TOKEN_FILE: Setting[str | None] = Setting(
+    "GATEWAY_UPSTREAM_TOKEN_FILE",
+    "--upstream-token-file",
+    "file holding that token (its first line), re-read when it changes",
+    default=None,
+    reader=as_upstream_token_file,
+    default_text="unset",
+)
 # What one DualChatRequest may hold, checked before either route starts (gateway.validation).
 # 4 MiB is gRPC's own default receive limit; the inference service's is above it.
 MAX_MESSAGE_BYTES = Setting(
@@ -208,6 +247,11 @@ SETTINGS: tuple[Setting[Any], ...] = (
     PRO_SETTINGS.temperature,
     WORKERS,
     loops.SETTING,
+    AUTH_TOKENS,
+    AUTH_TOKENS_FILE,
+    REFLECTION,
+    UPSTREAM_TOKEN,
+    UPSTREAM_TOKEN_FILE,
     MAX_MESSAGE_BYTES,
     MAX_MESSAGES,
     MAX_TEXT_CHARS,
@@ -232,6 +276,11 @@ class Settings:
     pro: RouteDefaults = field(default=PRO_DEFAULTS)
     workers: int = WORKERS.default
     event_loop: str = loops.SETTING.default
+    auth_tokens: tuple[Credential, ...] = AUTH_TOKENS.default
+    auth_tokens_file: str | None = AUTH_TOKENS_FILE.default
+    reflection: bool = REFLECTION.default
+    upstream_token: Secret | None = UPSTREAM_TOKEN.default
+    upstream_token_file: str | None = UPSTREAM_TOKEN_FILE.default
     max_message_bytes: int = MAX_MESSAGE_BYTES.default
     max_messages: int = MAX_MESSAGES.default
     max_text_chars: int = MAX_TEXT_CHARS.default
@@ -261,6 +310,11 @@ def load(env: Mapping[str, str]) -> Settings:
         pro=PRO_SETTINGS.read(env),
         workers=WORKERS.read(env),
         event_loop=loops.read(env),
+        auth_tokens=AUTH_TOKENS.read(env),
+        auth_tokens_file=AUTH_TOKENS_FILE.read(env),
+        reflection=REFLECTION.read(env),
+        upstream_token=UPSTREAM_TOKEN.read(env),
+        upstream_token_file=UPSTREAM_TOKEN_FILE.read(env),
         max_message_bytes=MAX_MESSAGE_BYTES.read(env),
         max_messages=MAX_MESSAGES.read(env),
         max_text_chars=MAX_TEXT_CHARS.read(env),

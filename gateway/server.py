@@ -15,9 +15,11 @@ import grpc
 
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.server import event_loop
+from dualnova.server.auth import BearerAuth
+from dualnova.server.callers import TokenSource, UpstreamToken, metadata_of, token_source
 from dualnova.server.grpc_server import bind, common_server_options, new_server
 from dualnova.server.shutdown import drain, stop_signals
-from gateway.config import LISTEN, Settings
+from gateway.config import AUTH_TOKENS_FILE, LISTEN, UPSTREAM_TOKEN_FILE, Settings
 from gateway.fanout import DualChat
 from gateway.health import UPSTREAM_NAMES, GatewayHealth
 from gateway.service import GatewayServicer
@@ -80,10 +82,21 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
 
     `reuse_port` is for a worker among several on one port (dualnova.server.workers).
     """
-    upstream = Upstream(settings.inference_target, reconnect_max_s=settings.health_interval_s)
+    upstream_token = UpstreamToken(
+        settings.upstream_token, settings.upstream_token_file, UPSTREAM_TOKEN_FILE.variable
+    )
+    upstream = Upstream(
+        settings.inference_target,
+        reconnect_max_s=settings.health_interval_s,
+        credentials=metadata_of(upstream_token.token),
+    )
     health = GatewayHealth()
     server = new_server(
-        server_options(settings, reuse_port=reuse_port), health.servicer, (_SERVICE_NAME,)
+        server_options(settings, reuse_port=reuse_port),
+        health.servicer,
+        (_SERVICE_NAME,),
+        interceptors=[BearerAuth(_callers(settings), (_SERVICE_NAME,))],
+        reflection_on=settings.reflection,
     )
     gateway_pb2_grpc.add_GatewayServicer_to_server(
         GatewayServicer(DualChat(upstream.stub, settings), settings), server
@@ -98,6 +111,19 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
     await server.start()
     host = settings.listen.rpartition(":")[0]
     return RunningGateway(server, upstream, health, f"{host}:{port}", port)
+
+
+def _callers(settings: Settings) -> TokenSource:
+    """The tokens DualChat callers must present (none configured: no check)."""
+    tokens = token_source(
+        settings.auth_tokens, settings.auth_tokens_file, AUTH_TOKENS_FILE.variable
+    )
+    logger.info(
+        "DualChat callers need a bearer token"
+        if tokens.enabled
+        else "DualChat is open to every caller (no GATEWAY_AUTH_TOKENS)"
+    )
+    return tokens
 
 
 async def serve(

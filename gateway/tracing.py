@@ -7,7 +7,9 @@ in the summary. Each route's upstream Chat is a CLIENT span "route micro" /
 traceparent together with the route name (x-dualnova-route), so the
 inference service's spans and metrics hang under, and are labelled by, the
 right route. Each route call is also counted, by route and final status, in
-dualnova.gateway.route.calls.
+dualnova.gateway.route.calls. When the caller presented a token, its name
+(never the token) is on the route spans and the count (dualnova.caller) and
+goes upstream as x-dualnova-caller, for the inference service's log line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
+from dualnova.server.callers import CALLER_ATTRIBUTE, CALLER_METADATA_KEY, current_caller
 from dualnova.server.rpc_tracing import outgoing_metadata, record_status
 from dualnova.server.telemetry import (
     INSTRUMENTATION_NAME,
@@ -63,26 +66,36 @@ class RouteCall:
         self._route = route
 
     def metadata(self, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
-        """`extra` plus this span's traceparent and the route name, for the upstream call."""
-        return outgoing_metadata((*extra, (ROUTE_METADATA_KEY, self._route)))
+        """`extra`, this span's traceparent, the route and caller names, for the upstream call."""
+        caller = current_caller()
+        named = () if caller is None else ((CALLER_METADATA_KEY, caller),)
+        return outgoing_metadata((*extra, (ROUTE_METADATA_KEY, self._route), *named))
 
     def ended(self, code: grpc.StatusCode) -> None:
         record_status(self._span, code, server=False)
-        _route_calls.add(1, {ROUTE_ATTRIBUTE: self._route, "rpc.response.status_code": code.name})
+        attributes = {ROUTE_ATTRIBUTE: self._route, "rpc.response.status_code": code.name}
+        caller = current_caller()
+        if caller is not None:
+            attributes[CALLER_ATTRIBUTE] = caller
+        _route_calls.add(1, attributes)
 
 
 @contextlib.contextmanager
 def route_call(route: str, target: str) -> Iterator[RouteCall]:
     """The CLIENT span of `route`'s call to the inference service at `target` (current inside)."""
+    attributes = {
+        ROUTE_ATTRIBUTE: route,
+        "rpc.system.name": "grpc",
+        "rpc.method": _UPSTREAM_METHOD,
+        "server.address": target,
+    }
+    caller = current_caller()
+    if caller is not None:
+        attributes[CALLER_ATTRIBUTE] = caller
     with _tracer.start_as_current_span(
         f"route {route}",
         kind=SpanKind.CLIENT,
-        attributes={
-            ROUTE_ATTRIBUTE: route,
-            "rpc.system.name": "grpc",
-            "rpc.method": _UPSTREAM_METHOD,
-            "server.address": target,
-        },
+        attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:

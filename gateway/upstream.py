@@ -196,13 +196,23 @@ class ChatCallers:
     of its own.
     """
 
-    def __init__(self, channels: Sequence[grpc.aio.Channel]) -> None:
+    def __init__(
+        self,
+        channels: Sequence[grpc.aio.Channel],
+        credentials: Callable[[], tuple[tuple[str, str], ...]] = tuple,
+    ) -> None:
         self._stubs = [inference_pb2_grpc.InferenceServiceStub(channel) for channel in channels]
         self._turn = itertools.cycle(self._stubs)
+        # The gateway's own token for the inference service (authorization), read per call
+        # so that a rotated GATEWAY_UPSTREAM_TOKEN_FILE is sent from the next call on.
+        self._credentials = credentials
 
     def Chat(  # noqa: N802 - the stub's method name
         self, request: inference_pb2.ChatRequest, **kwargs: Any
     ) -> grpc.aio.UnaryStreamCall[inference_pb2.ChatRequest, inference_pb2.ChatResponse]:
+        credentials = self._credentials()
+        if credentials:
+            kwargs["metadata"] = (*(kwargs.get("metadata") or ()), *credentials)
         return next(self._turn).Chat(request, **kwargs)
 
 
@@ -218,6 +228,7 @@ class Upstream:
         *,
         reconnect_max_s: float = DEFAULT_INTERVAL_S,
         connections: int = CONNECTIONS,
+        credentials: Callable[[], tuple[tuple[str, str], ...]] = tuple,
     ) -> None:
         self.target = target
         self._reconnect_max_s = reconnect_max_s
@@ -228,7 +239,7 @@ class Upstream:
         ]
         # Health follows the first connection, as it did when there was only one.
         self.channel = self.channels[0]
-        self.stub = ChatCallers(self.channels)
+        self.stub = ChatCallers(self.channels, credentials)
         self._follower: HealthFollower | None = None
 
     def follow_health(self, names: Iterable[str], listener: HealthListener) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from dualnova.routes import MICRO, PRO, ROUTES
 from dualnova.server import event_loop as loops
 from dualnova.server import workers
+from dualnova.server.callers import Credential, tokens_file_setting, tokens_setting
 from dualnova.server.settings import (
     HEALTH_INTERVAL,
     ConfigError,
@@ -239,6 +240,11 @@ LOG_CONTENT = Setting(
 )
 # Server processes sharing the listen port (dualnova.server.workers); 1 is this process alone.
 WORKERS = workers.setting("INFERENCE_WORKERS")
+# Who may call Chat (dualnova.server.auth): the gateway's GATEWAY_UPSTREAM_TOKEN; unset, anyone.
+AUTH_TOKENS = tokens_setting("INFERENCE_AUTH_TOKENS", "--auth-tokens", "Chat callers (the gateway)")
+AUTH_TOKENS_FILE = tokens_file_setting(
+    "INFERENCE_AUTH_TOKENS_FILE", "--auth-tokens-file", "Chat callers (the gateway)"
+)
 
 # Every setting with a flag, in --help and README order.
 SETTINGS: tuple[Setting[Any], ...] = (
@@ -263,6 +269,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     LOG_CONTENT,
     WORKERS,
     loops.SETTING,
+    AUTH_TOKENS,
+    AUTH_TOKENS_FILE,
 )
 FLAGS: tuple[Flag, ...] = flags_of(SETTINGS)
 
@@ -300,6 +308,8 @@ class Settings:
     log_content: bool = LOG_CONTENT.default
     workers: int = WORKERS.default
     event_loop: str = loops.SETTING.default
+    auth_tokens: tuple[Credential, ...] = AUTH_TOKENS.default
+    auth_tokens_file: str | None = AUTH_TOKENS_FILE.default
 
     def resolve_model(self, requested: str) -> str | None:
         """The Bedrock id for an alias or an accepted id; None when it is not accepted."""
@@ -344,6 +354,8 @@ def load(env: Mapping[str, str]) -> Settings:
         log_content=LOG_CONTENT.read(env),
         workers=WORKERS.read(env),
         event_loop=loops.read(env),
+        auth_tokens=AUTH_TOKENS.read(env),
+        auth_tokens_file=AUTH_TOKENS_FILE.read(env),
     )
 
 

@@ -16,13 +16,15 @@ import grpc
 
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.server import event_loop
+from dualnova.server.auth import BearerAuth
+from dualnova.server.callers import token_source
 from dualnova.server.grpc_server import bind, common_server_options, new_server
 from dualnova.server.shutdown import drain, stop_signals
 from inference_service import cloudwatch
 from inference_service.bedrock import BedrockProbes, BedrockRuntime
 from inference_service.chat import ChatServicer
 from inference_service.chat_telemetry import ChatTelemetry
-from inference_service.config import LISTEN, Settings
+from inference_service.config import AUTH_TOKENS_FILE, LISTEN, Settings
 from inference_service.health import InferenceHealth
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ async def start(
         ),
         health.servicer,
         (_SERVICE_NAME,),
+        interceptors=[_chat_auth(settings)],
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(
         ChatServicer(
@@ -126,6 +129,19 @@ async def serve(
         settings.shutdown_grace_s, delay=settings.shutdown_delay_s, received=signal_received
     )
     logger.info("inference service stopped")
+
+
+def _chat_auth(settings: Settings) -> BearerAuth:
+    """Chat only with one of INFERENCE_AUTH_TOKENS when set; the caller named by the gateway."""
+    tokens = token_source(
+        settings.auth_tokens, settings.auth_tokens_file, AUTH_TOKENS_FILE.variable
+    )
+    logger.info(
+        "Chat callers need a bearer token"
+        if tokens.enabled
+        else "Chat is open to every caller (no INFERENCE_AUTH_TOKENS)"
+    )
+    return BearerAuth(tokens, (_SERVICE_NAME,), relay_caller=True)
 
 
 def _cloudwatch_publisher(

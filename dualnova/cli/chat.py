@@ -12,11 +12,12 @@ import sys
 from typing import Any
 
 from dualnova.cli.render import EXIT_USAGE, ORDERINGS, run_chat
-from dualnova.server.settings import ConfigError, environ
+from dualnova.server.settings import ConfigError, environ, read_optional_str
 from dualnova.server.targets import check_target, read_target
 
 GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
 DEFAULT_GATEWAY = "127.0.0.1:50052"
+TOKEN_VARIABLE = "DUALNOVA_TOKEN"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"the gateway, HOST:PORT or a gRPC target [{GATEWAY_VARIABLE}]"
         f" (default {DEFAULT_GATEWAY})",
     )
+    add_token_argument(parser)
     parser.add_argument(
         "--ordering",
         choices=tuple(ORDERINGS),
@@ -55,6 +57,22 @@ def add_parser(subparsers: Any) -> None:
         help="seconds the whole call may take (default: no limit)",
     )
     parser.set_defaults(run=run)
+
+
+def add_token_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help=f"bearer token for a gateway that wants one [{TOKEN_VARIABLE}, which keeps it out"
+        " of the process list]",
+    )
+
+
+def bearer_token(option_value: str | None) -> str | None:
+    """The token to present: the option if given, else DUALNOVA_TOKEN, else none."""
+    if option_value is not None and option_value.strip():
+        return option_value.strip()
+    return read_optional_str(environ(), TOKEN_VARIABLE)
 
 
 def gateway_target(option_value: str | None, option: str) -> str:
@@ -86,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 system=args.system,
                 max_tokens=args.max_tokens,
                 timeout=args.timeout,
+                token=bearer_token(args.token),
             )
         )
     except KeyboardInterrupt:

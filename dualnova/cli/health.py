@@ -17,7 +17,14 @@ from typing import Any, NoReturn, TextIO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dualnova.cli.chat import DEFAULT_GATEWAY, GATEWAY_VARIABLE, gateway_target, positive_seconds
+from dualnova.cli.chat import (
+    DEFAULT_GATEWAY,
+    GATEWAY_VARIABLE,
+    add_token_argument,
+    bearer_token,
+    gateway_target,
+    positive_seconds,
+)
 from dualnova.server.settings import ConfigError
 
 __all__ = [
@@ -76,6 +83,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="S",
         help=f"seconds to connect, and again for the RPC (default {DEFAULT_TIMEOUT_S:g})",
     )
+    add_token_argument(parser)
     _usage_errors_exit_1(parser)
     parser.set_defaults(run=run)
 
@@ -93,22 +101,39 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: cannot connect to {target} within {args.timeout:g} s", file=sys.stderr)
             return EXIT_CONNECTION_FAILED
         stub = health_pb2_grpc.HealthStub(channel)
+        # Health is open on DualNova's servers; the token is for a proxy in front that wants one.
+        token = bearer_token(args.token)
+        metadata = () if token is None else (("authorization", f"Bearer {token}"),)
         try:
             if args.all:
-                return _list(stub, args.service, args.timeout, sys.stdout)
-            return _check(stub, args.service, args.timeout, sys.stdout)
+                return _list(stub, args.service, args.timeout, sys.stdout, metadata)
+            return _check(stub, args.service, args.timeout, sys.stdout, metadata)
         except grpc.RpcError as error:
             print(f"{PROG}: {_rpc_failure(error, args.service, args.timeout)}", file=sys.stderr)
             return EXIT_RPC_FAILED
 
 
-def _check(stub: health_pb2_grpc.HealthStub, name: str, timeout: float, out: TextIO) -> int:
-    response = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=timeout)
+def _check(
+    stub: health_pb2_grpc.HealthStub,
+    name: str,
+    timeout: float,
+    out: TextIO,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> int:
+    response = stub.Check(
+        health_pb2.HealthCheckRequest(service=name), timeout=timeout, metadata=metadata
+    )
     return _verdict(name, response.status, out)
 
 
-def _list(stub: health_pb2_grpc.HealthStub, name: str, timeout: float, out: TextIO) -> int:
-    response = stub.List(health_pb2.HealthListRequest(), timeout=timeout)
+def _list(
+    stub: health_pb2_grpc.HealthStub,
+    name: str,
+    timeout: float,
+    out: TextIO,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> int:
+    response = stub.List(health_pb2.HealthListRequest(), timeout=timeout, metadata=metadata)
     statuses = {key: value.status for key, value in response.statuses.items()}
     width = max(len(_shown(key)) for key in (*statuses, "NAME"))
     print(f"{'NAME':<{width}}  STATUS", file=out)

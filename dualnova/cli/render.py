@@ -143,6 +143,7 @@ async def run_chat(
     system: Sequence[str] = (),
     max_tokens: int | None = None,
     timeout: float | None = None,
+    token: str | None = None,
     out: TextIO | Console | None = None,
     err: TextIO | None = None,
     live: bool | None = None,
@@ -151,7 +152,7 @@ async def run_chat(
 
     `live` picks the view; by default live exactly when `out` is a terminal.
     Problems that are not a route's answer (no gateway, a refused request)
-    go to `err` as one line.
+    go to `err` as one line. `token` goes as `authorization: Bearer <token>`.
     """
     console = out if isinstance(out, Console) else Console(file=out or sys.stdout)
     err = err or sys.stderr
@@ -161,11 +162,14 @@ async def run_chat(
     state = ChatState()
 
     async with grpc.aio.insecure_channel(target) as channel:
-        call = gateway_pb2_grpc.GatewayStub(channel).DualChat(request, timeout=timeout)
+        metadata = () if token is None else (("authorization", f"Bearer {token}"),)
+        call = gateway_pb2_grpc.GatewayStub(channel).DualChat(
+            request, timeout=timeout, metadata=metadata
+        )
         view.start()
         try:
-            metadata = await call.initial_metadata()
-            state.trace_id = dict(metadata or ()).get("x-trace-id", "")
+            initial = await call.initial_metadata()
+            state.trace_id = dict(initial or ()).get("x-trace-id", "")
             async for event in call:
                 state.apply(event)
                 view.event(event, state)
@@ -187,6 +191,10 @@ def _report_call_error(
             file=err,
         )
         return EXIT_UNREACHABLE
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        # The gateway's words say what to send; they never echo what was sent.
+        print(f"dualnova: the gateway at {target} refused the call: {details}", file=err)
+        return EXIT_USAGE
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         print(f"dualnova: the gateway refused the request: {details}", file=err)
         return EXIT_USAGE

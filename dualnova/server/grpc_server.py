@@ -62,13 +62,21 @@ def new_server(
     options: Sequence[tuple[str, int]],
     health: HealthServicer,
     service_names: Sequence[str],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    reflection_on: bool = True,
 ) -> grpc.aio.Server:
-    """A traced server with grpc.health.v1 and reflection (listing `service_names` and both)."""
-    server = grpc.aio.server(options=list(options), interceptors=[ServerTracing()])
+    """A traced server with grpc.health.v1 and reflection (listing `service_names` and both).
+
+    `interceptors` run inside the tracing one (so they see the call's span);
+    `reflection_on` False leaves reflection out (its calls get UNIMPLEMENTED).
+    """
+    server = grpc.aio.server(options=list(options), interceptors=[ServerTracing(), *interceptors])
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    reflection.enable_server_reflection(
-        (*service_names, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
-    )
+    if reflection_on:
+        reflection.enable_server_reflection(
+            (*service_names, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        )
     return server
 
 

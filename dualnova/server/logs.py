@@ -25,6 +25,7 @@ import time
 
 from opentelemetry import trace
 
+from dualnova.server.callers import current_caller
 from dualnova.server.telemetry import format_span_id, format_trace_id
 
 # Context keys that call sites may pass with `extra=` and that appear in the line.
@@ -46,6 +47,8 @@ FIELDS = (
     "error",
     "workers",
     "event_loop",
+    # The caller's name (dualnova.server.callers), never its token.
+    "caller",
     # Only with DUALNOVA_LOG_CONTENT=true (inference service).
     "prompt",
     "answer",
@@ -53,9 +56,14 @@ FIELDS = (
 
 
 class TraceContextFilter(logging.Filter):
-    """Adds the current span's trace_id and span_id to a record that does not carry its own."""
+    """Adds the current span's trace_id and span_id, and the current caller, to a record.
+
+    Each only where the record does not carry its own.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "caller", None) is None:
+            record.caller = current_caller()
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
             if getattr(record, "trace_id", None) is None:

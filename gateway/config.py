@@ -16,7 +16,7 @@ from typing import Any
 
 from dualnova.routes import MICRO, PRO
 from dualnova.server import event_loop as loops
-from dualnova.server import workers
+from dualnova.server import tls_config, workers
 from dualnova.server.callers import (
     Credential,
     Secret,
@@ -105,6 +105,31 @@ def _as_target(env: Mapping[str, str], setting: Setting[str]) -> str:
 
 
 LISTEN = listen("GATEWAY_LISTEN", "127.0.0.1:50052")
+# TLS from these files (mutual TLS with a client CA); plaintext only on loopback unless allowed.
+TLS = tls_config.ServerTLSSettings.declare("GATEWAY")
+# TLS to the inference service: the CA its certificate is checked against, and the
+# gateway's own certificate when the inference service asks for one (mutual TLS).
+INFERENCE_TLS = tls_config.ClientTLSSettings(
+    ca=tls_config.file_setting(
+        "INFERENCE_TLS_CA",
+        "--inference-tls-ca",
+        "PEM CA bundle the inference service's certificate is checked against; set, the"
+        " gateway calls it over TLS",
+        "unset, plaintext",
+    ),
+    cert=tls_config.file_setting(
+        "GATEWAY_UPSTREAM_TLS_CERT",
+        "--upstream-tls-cert",
+        "PEM certificate the gateway presents to the inference service (mutual TLS)",
+        "unset, none",
+    ),
+    key=tls_config.file_setting(
+        "GATEWAY_UPSTREAM_TLS_KEY",
+        "--upstream-tls-key",
+        "PEM private key of GATEWAY_UPSTREAM_TLS_CERT",
+        "unset, none",
+    ),
+)
 # HOST:PORT or a resolver URI; one long-lived channel, round-robin over its addresses.
 INFERENCE_TARGET = Setting(
     "INFERENCE_TARGET",
@@ -231,11 +256,13 @@ MAX_STREAMS_PER_CALLER = Setting(
     maximum=100_000,
 )
 
-
 # Every setting with a flag, in --help and README order.
 SETTINGS: tuple[Setting[Any], ...] = (
     LISTEN,
+    *TLS.settings,
+    tls_config.ALLOW_PLAINTEXT,
     INFERENCE_TARGET,
+    *INFERENCE_TLS.settings,
     MAX_CONNECTION_AGE,
     MAX_CONNECTION_AGE_GRACE,
     SHUTDOWN_GRACE,
@@ -266,7 +293,10 @@ class Settings:
     """What the gateway runs with, built by load() and never mutated; defaults as declared above."""
 
     listen: str = LISTEN.default
+    # None: plaintext (dualnova.server.tls_config decides where that is allowed).
+    tls: tls_config.ServerTLS | None = None
     inference_target: str = INFERENCE_TARGET.default
+    inference_tls: tls_config.ClientTLS | None = None
     max_connection_age_s: float = MAX_CONNECTION_AGE.default
     max_connection_age_grace_s: float = MAX_CONNECTION_AGE_GRACE.default
     shutdown_grace_s: float = SHUTDOWN_GRACE.default
@@ -300,7 +330,9 @@ def load(env: Mapping[str, str]) -> Settings:
     """Read and validate every variable; raises ConfigError naming the first bad one."""
     return Settings(
         listen=LISTEN.read(env),
+        tls=TLS.read(env, LISTEN),
         inference_target=INFERENCE_TARGET.read(env),
+        inference_tls=INFERENCE_TLS.read(env),
         max_connection_age_s=MAX_CONNECTION_AGE.read(env),
         max_connection_age_grace_s=MAX_CONNECTION_AGE_GRACE.read(env),
         shutdown_grace_s=SHUTDOWN_GRACE.read(env),

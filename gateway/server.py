@@ -19,6 +19,7 @@ from dualnova.server.auth import BearerAuth
 from dualnova.server.callers import TokenSource, UpstreamToken, metadata_of, token_source
 from dualnova.server.grpc_server import bind, common_server_options, new_server
 from dualnova.server.shutdown import drain, stop_signals
+from dualnova.server.tls_config import mode_of
 from gateway.config import AUTH_TOKENS_FILE, LISTEN, UPSTREAM_TOKEN_FILE, Settings
 from gateway.fanout import DualChat
 from gateway.health import UPSTREAM_NAMES, GatewayHealth
@@ -89,6 +90,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
         settings.inference_target,
         reconnect_max_s=settings.health_interval_s,
         credentials=metadata_of(upstream_token.token),
+        tls=settings.inference_tls,
     )
     health = GatewayHealth()
     server = new_server(
@@ -102,7 +104,7 @@ async def start(settings: Settings, *, reuse_port: bool = False) -> RunningGatew
         GatewayServicer(DualChat(upstream.stub, settings), settings), server
     )
     try:
-        port = bind(server, settings.listen, LISTEN.variable)
+        port = bind(server, settings.listen, LISTEN.variable, settings.tls)
     except BaseException:
         await upstream.close()
         raise
@@ -139,7 +141,8 @@ async def serve(
     received = stop_signals()
     gateway = await start(settings, reuse_port=reuse_port)
     logger.info(
-        f"gateway listening; inference service at {settings.inference_target}",
+        f"gateway listening ({mode_of(settings.tls)}); inference service at"
+        f" {settings.inference_target} ({gateway.upstream.mode})",
         extra={"address": gateway.address, "event_loop": event_loop.current()},
     )
     if on_ready is not None:

@@ -17,6 +17,9 @@ after the stream breaks or the server ends it while draining. While a stream
 is down its name counts as NOT_SERVING. The channel's own reconnect backoff is
 capped at the same interval (gRPC's default grows to two minutes), so both
 calls and health recover soon after the inference service is back.
+
+With INFERENCE_TLS_CA the channels speak TLS (and present the gateway's
+certificate for mutual TLS), from files read once, when the gateway starts.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.server.settings import DEFAULT_INTERVAL_S
+from dualnova.server.tls import channel_credentials
+from dualnova.server.tls_config import ClientTLS, mode_of
 
 __all__ = [
     "SERVICE_CONFIG",
@@ -229,12 +234,20 @@ class Upstream:
         reconnect_max_s: float = DEFAULT_INTERVAL_S,
         connections: int = CONNECTIONS,
         credentials: Callable[[], tuple[tuple[str, str], ...]] = tuple,
+        tls: ClientTLS | None = None,
     ) -> None:
+        # tls: the CA the inference service's certificate is checked against, and the
+        # gateway's own certificate for mutual TLS; None for plaintext. A bad file raises
+        # ConfigError naming its variable.
         self.target = target
+        self.mode = mode_of(tls)
         self._reconnect_max_s = reconnect_max_s
-        options = channel_options(reconnect_max_s)
+        options = [*channel_options(reconnect_max_s), _OWN_SUBCHANNELS]
+        channel_tls = None if tls is None else channel_credentials(tls)
         self.channels = [
-            grpc.aio.insecure_channel(target, options=[*options, _OWN_SUBCHANNELS])
+            grpc.aio.insecure_channel(target, options=options)
+            if channel_tls is None
+            else grpc.aio.secure_channel(target, channel_tls, options=options)
             for _ in range(connections)
         ]
         # Health follows the first connection, as it did when there was only one.

@@ -18,7 +18,7 @@ from typing import Any
 
 from dualnova.routes import MICRO, PRO, ROUTES
 from dualnova.server import event_loop as loops
-from dualnova.server import workers
+from dualnova.server import tls_config, workers
 from dualnova.server.callers import Credential, tokens_file_setting, tokens_setting
 from dualnova.server.settings import (
     HEALTH_INTERVAL,
@@ -109,6 +109,8 @@ def _model(route: str, default: str) -> Setting[str]:
 
 
 LISTEN = listen("INFERENCE_LISTEN", "127.0.0.1:50051")
+# TLS from these files (mutual TLS with a client CA); plaintext only on loopback unless allowed.
+TLS = tls_config.ServerTLSSettings.declare("INFERENCE")
 MICRO_MODEL = _model(MICRO, "amazon.nova-micro-v1:0")
 PRO_MODEL = _model(PRO, "amazon.nova-pro-v1:0")
 ALLOWED_MODELS: Setting[tuple[str, ...]] = Setting(
@@ -249,6 +251,8 @@ AUTH_TOKENS_FILE = tokens_file_setting(
 # Every setting with a flag, in --help and README order.
 SETTINGS: tuple[Setting[Any], ...] = (
     LISTEN,
+    *TLS.settings,
+    tls_config.ALLOW_PLAINTEXT,
     MICRO_MODEL,
     PRO_MODEL,
     ALLOWED_MODELS,
@@ -283,6 +287,8 @@ class Settings:
     """
 
     listen: str = LISTEN.default
+    # None: plaintext (dualnova.server.tls_config decides where that is allowed).
+    tls: tls_config.ServerTLS | None = None
     micro_model: str = MICRO_MODEL.default
     pro_model: str = PRO_MODEL.default
     # Extra ids callers may name verbatim, besides micro_model and pro_model.
@@ -333,6 +339,7 @@ def load(env: Mapping[str, str]) -> Settings:
     interval = PROBE_INTERVAL.read(env)
     return Settings(
         listen=LISTEN.read(env),
+        tls=TLS.read(env, LISTEN),
         micro_model=micro,
         pro_model=pro,
         allowed_models=ALLOWED_MODELS.read(env),

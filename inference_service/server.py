@@ -20,6 +20,7 @@ from dualnova.server.auth import BearerAuth
 from dualnova.server.callers import token_source
 from dualnova.server.grpc_server import bind, common_server_options, new_server
 from dualnova.server.shutdown import drain, stop_signals
+from dualnova.server.tls_config import mode_of
 from inference_service import cloudwatch
 from inference_service.bedrock import BedrockProbes, BedrockRuntime
 from inference_service.chat import ChatServicer
@@ -89,7 +90,7 @@ async def start(
         server,
     )
     try:
-        port = bind(server, settings.listen, LISTEN.variable)
+        port = bind(server, settings.listen, LISTEN.variable, settings.tls)
     except BaseException:
         await probes.aclose()
         raise
@@ -118,7 +119,7 @@ async def serve(
     received = stop_signals()
     running = await start(settings, runtime, probes, reuse_port=reuse_port)
     logger.info(
-        "inference service listening",
+        f"inference service listening ({mode_of(settings.tls)})",
         extra={"address": running.address, "event_loop": event_loop.current()},
     )
     if on_ready is not None:

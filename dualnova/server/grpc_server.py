@@ -17,6 +17,8 @@ from dualnova.server.conversation import transport_message_limit
 from dualnova.server.health_service import HealthServicer
 from dualnova.server.rpc_tracing import ServerTracing
 from dualnova.server.settings import ConfigError
+from dualnova.server.tls import server_credentials
+from dualnova.server.tls_config import ServerTLS
 
 __all__ = ["bind", "common_server_options", "new_server"]
 
@@ -80,10 +82,19 @@ def new_server(
     return server
 
 
-def bind(server: grpc.aio.Server, listen: str, variable: str) -> int:
-    """Bind `listen` (HOST:PORT, port 0 for any); ConfigError naming `variable` when it cannot."""
+def bind(server: grpc.aio.Server, listen: str, variable: str, tls: ServerTLS | None = None) -> int:
+    """Bind `listen` (HOST:PORT, port 0 for any); ConfigError naming `variable` when it cannot.
+
+    With `tls` the port serves TLS (mutual TLS with a client CA) from its files, re-read
+    when they change (dualnova.server.tls); a bad file is a ConfigError naming its variable,
+    raised before anything is bound. Without it, plaintext.
+    """
+    credentials = None if tls is None else server_credentials(tls)
     try:
-        port = server.add_insecure_port(listen)
+        if credentials is None:
+            port = server.add_insecure_port(listen)
+        else:
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError:
         port = 0
     if port == 0:

@@ -205,10 +205,13 @@ class ServiceHandle:
         *,
         port: int | None = None,
         log_path: Path | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.port = port or free_port()
         self.address = f"{HOST}:{self.port}"
         self.name = name
+        # How start() connects to see the service listening: plaintext unless it serves TLS.
+        self._credentials = credentials
         full_env = {k: v for k, v in os.environ.items() if k not in _AWS_VARIABLES_TO_DROP}
         full_env.update(env)
         full_env[listen_variable] = self.address
@@ -227,7 +230,12 @@ class ServiceHandle:
     def start(self) -> None:
         self._process.spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
+        channel = (
+            grpc.insecure_channel(self.address)
+            if self._credentials is None
+            else grpc.secure_channel(self.address, self._credentials)
+        )
+        with channel:
             while True:
                 self._process.check_alive()
                 try:

@@ -394,3 +394,39 @@ def test_bad_tls_files_stop_the_inference_service_too(bad_files: Path, files: Pa
         },
     )
     assert_refused_to_start(result, "inference_service", "INFERENCE_TLS_KEY", "does not match")
+
+
+def test_files_that_vanish_or_break_keep_the_served_certificate_and_warn_once(
+    tmp_path: Path, ca: CertificateAuthority
+) -> None:
+    served = ca.issue_server("gateway")
+    cert, key = served.write(tmp_path / "tls", "gateway")
+    log = tmp_path / "gateway.log"
+    gateway = ServiceHandle(
+        "gateway (files going away)",
+        "gateway",
+        "GATEWAY_LISTEN",
+        {
+            **SERVICE_DEFAULTS,
+            "INFERENCE_TARGET": "dns:///localhost:1",
+            "GATEWAY_TLS_CERT": str(cert),
+            "GATEWAY_TLS_KEY": str(key),
+        },
+        log_path=log,
+        credentials=credentials(ca),
+    )
+    gateway.start()
+    try:
+        key.unlink()
+        for _ in range(3):
+            assert served_certificate(gateway.address).serial_number == served.serial
+        key.write_text("not a key\n")
+        for _ in range(3):
+            assert served_certificate(gateway.address).serial_number == served.serial
+        health_check(gateway.address, credentials(ca))
+    finally:
+        gateway.stop()
+    warnings = [line for line in log.read_text().splitlines() if "cannot be served" in line]
+    assert len(warnings) == 2, warnings  # one when the key went, one when it came back broken
+    assert "GATEWAY_TLS_KEY" in warnings[0] and "GATEWAY_TLS_KEY" in warnings[1]
+    assert "not a key" not in log.read_text()

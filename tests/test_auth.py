@@ -10,6 +10,7 @@ logged and exported.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import grpc
 import pytest
+from certificates import CertificateAuthority
 from gateway_client import ask, dual_chat, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -26,9 +28,10 @@ from polling import wait_until
 from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, log_lines, running_pair
 
 from dualnova.dev.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
+from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
-from dualnova.server.auth import REFUSAL
-from dualnova.server.callers import TokenFile, TokenSource, parse_entries
+from dualnova.server.auth import REFUSAL, BearerAuth
+from dualnova.server.callers import TokenFile, TokenSource, current_caller, parse_entries
 from dualnova.server.settings import ConfigError
 from gateway import config as gateway_config
 
@@ -341,3 +344,76 @@ def test_no_token_or_aws_key_in_any_log_line_or_exported_span(
     for secret in SECRETS:
         assert secret not in logs, secret
         assert secret not in exported, secret
+
+
+# --- a client certificate standing in for a token (mutual TLS) -----------------
+
+
+class _EchoCaller(gateway_pb2_grpc.GatewayServicer):
+    """A Gateway whose one event says who the interceptor let in (in the summary's trace_id)."""
+
+    async def DualChat(self, request: Any, context: Any) -> None:  # noqa: N802
+        summary = gateway_pb2.Summary(trace_id=current_caller() or "-")
+        await context.write(gateway_pb2.DualChatResponse(summary=summary))
+
+
+def _who(
+    server_tls: tuple[bytes, bytes, bytes | None], client: tuple[bytes, bytes, bytes | None], calls
+) -> list[str]:
+    """Each call's (token) result against an in-process server guarded by BearerAuth."""
+    server_key_cert = [(server_tls[1], server_tls[0])]
+
+    async def scenario() -> list[str]:
+        tokens = TokenSource(parse_entries([f"carol:{CAROL}"], "X"))
+        server = grpc.aio.server(
+            interceptors=[BearerAuth(tokens, ("dualnova.gateway.v1.Gateway",))]
+        )
+        gateway_pb2_grpc.add_GatewayServicer_to_server(_EchoCaller(), server)
+        credentials = grpc.ssl_server_credentials(
+            server_key_cert,
+            root_certificates=server_tls[2],
+            require_client_auth=server_tls[2] is not None,
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+        await server.start()
+        try:
+            channel_credentials = grpc.ssl_channel_credentials(
+                root_certificates=client[2], private_key=client[1], certificate_chain=client[0]
+            )
+            async with grpc.aio.secure_channel(f"127.0.0.1:{port}", channel_credentials) as channel:
+                stub = gateway_pb2_grpc.GatewayStub(channel)
+                seen = []
+                for token in calls:
+                    metadata = () if token is None else bearer(token)
+                    try:
+                        events = [
+                            e async for e in stub.DualChat(ask("?"), metadata=metadata, timeout=5)
+                        ]
+                        seen.append(events[-1].summary.trace_id)
+                    except grpc.aio.AioRpcError as error:
+                        seen.append(error.code().name)
+                return seen
+        finally:
+            await server.stop(None)
+
+    return asyncio.run(scenario())
+
+
+def test_a_verified_client_certificate_stands_in_for_a_token() -> None:
+    servers, clients = CertificateAuthority("servers"), CertificateAuthority("clients")
+    server = servers.issue_server()
+    billing = clients.issue_client("billing")
+    mutual = (server.cert, server.key, clients.pem)
+    client = (billing.cert, billing.key, servers.pem)
+    # No token: the certificate names the caller; a right token names it instead; a wrong
+    # token is refused, certificate or not.
+    assert _who(mutual, client, [None, CAROL, "wrong-token"]) == [
+        "billing",
+        "carol",
+        "UNAUTHENTICATED",
+    ]
+    # Plain TLS (no client CA): a certificate is not asked for, so it names nobody.
+    assert _who((server.cert, server.key, None), (None, None, servers.pem), [None, CAROL]) == [
+        "UNAUTHENTICATED",
+        "carol",
+    ]

@@ -7,6 +7,12 @@ before. A refused call hears one message whatever was wrong (no header, not
 Bearer, a token nobody accepts), so a guess learns nothing; the log line
 says the same, with the peer, and never the token.
 
+With mutual TLS on (the server names a client CA), a verified client
+certificate stands in for a token: a call without `authorization` is let in
+under the certificate's identity (its common name, else its first subject
+alternative name; `cert-` and a digest prefix if neither is a plain name).
+A call that does send a token must send a right one.
+
 A call let in runs with the caller's name as the current caller
 (dualnova.server.callers): the log filter puts it in every line of the call,
 this interceptor puts it on the call's server span (dualnova.caller), and the
@@ -17,6 +23,7 @@ refusal is recorded on it as UNAUTHENTICATED.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,7 +40,7 @@ from dualnova.server.callers import (
     set_caller,
 )
 
-__all__ = ["REFUSAL", "BearerAuth"]
+__all__ = ["REFUSAL", "BearerAuth", "certificate_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,27 +88,51 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         method = handler_call_details.method.lstrip("/")
         if handler is None or not method.startswith(self._prefixes):
             return handler
-        if not self._tokens.enabled and not self._relay:
-            return handler
         metadata = tuple(handler_call_details.invocation_metadata or ())
-        name: str | None = None
-        if self._tokens.enabled:
-            name = self._identify(metadata)
+        relayed = _relayed(metadata) if self._relay else None
+        presented = _bearer(metadata)
+        if self._tokens.enabled and presented is not None:
+            # A token, when sent, must be right: a wrong one is never excused by a certificate.
+            name = self._tokens.identify(presented)
             if name is None:
                 return _replace(handler, _refuse(method))
-        if self._relay:
-            name = _relayed(metadata) or name
-        if name is None:
-            return handler
-        return _replace(handler, _as_caller(_behavior(handler), name))
+            return _replace(handler, _as_caller(_behavior(handler), relayed or name))
+        # No token (or none needed): a verified client certificate may name the caller, and
+        # stands in for the token when one is needed. Only the call's context can tell.
+        return _replace(
+            handler,
+            _by_certificate(_behavior(handler), method, relayed, required=self._tokens.enabled),
+        )
 
-    def _identify(self, metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
-        for key, value in metadata:
-            if key == _AUTHORIZATION and isinstance(value, str):
-                if value[: len(_SCHEME)].lower() != _SCHEME:
-                    return None
-                return self._tokens.identify(value[len(_SCHEME) :].strip())
+
+def _bearer(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
+    """The token of `authorization: Bearer <token>`; "" for any other authorization."""
+    for key, value in metadata:
+        if key == _AUTHORIZATION:
+            if not isinstance(value, str) or value[: len(_SCHEME)].lower() != _SCHEME:
+                return ""
+            return value[len(_SCHEME) :].strip()
+    return None
+
+
+def certificate_name(context: Context) -> str | None:
+    """The caller named by its verified client certificate (mutual TLS), else None.
+
+    grpc reports peer identities only for a certificate it verified against the
+    server's client CA. The name is the certificate's common name when that is a
+    plain name (a SPIFFE URI in the SANs is not), else its first identity, else
+    `cert-` and 8 hex digits of that identity's sha256.
+    """
+    identities = context.peer_identities()
+    if not identities:
         return None
+    common = context.auth_context().get("x509_common_name") or ()
+    candidates = [*common, *identities]
+    texts = [c.decode(errors="replace") if isinstance(c, bytes) else str(c) for c in candidates]
+    for text in texts:
+        if relayed_name(text) is not None:
+            return text
+    return f"cert-{hashlib.sha256(texts[0].encode()).hexdigest()[:8]}"
 
 
 def _relayed(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
@@ -120,6 +151,24 @@ def _refuse(method: str) -> Behavior:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
     return refuse
+
+
+def _by_certificate(
+    behavior: Behavior, method: str, relayed: str | None, *, required: bool
+) -> Behavior:
+    refuse = _refuse(method)
+
+    async def by_certificate(request: Any, context: Context) -> Any:
+        name = certificate_name(context)
+        if name is None and required:
+            return await refuse(request, context)
+        name = relayed or name
+        if name is not None:
+            set_caller(name)
+            trace.get_current_span().set_attribute(CALLER_ATTRIBUTE, name)
+        return await behavior(request, context)
+
+    return by_certificate
 
 
 def _as_caller(behavior: Behavior, name: str) -> Behavior:

@@ -25,6 +25,7 @@ from gateway_client import ask, dual_chat, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from polling import wait_until
+from processes import SERVICE_DEFAULTS
 from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, log_lines, running_pair
 
 from dualnova.dev.stack import EMULATOR_CREDENTIALS, EmulatorHandle, ServiceHandle
@@ -417,3 +418,90 @@ def test_a_verified_client_certificate_stands_in_for_a_token() -> None:
         "UNAUTHENTICATED",
         "carol",
     ]
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_pair(
+    emulator: EmulatorHandle, aws_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServiceHandle, Path]]:
+    """Both hops mutual TLS with tokens also required, and no upstream token: certificates only."""
+    ca = CertificateAuthority("auth-test-ca")
+    files = tmp_path_factory.mktemp("auth-tls")
+    ca.write(files, "ca")
+    ca.issue_server("inference").write(files, "inference")
+    ca.issue_server("gateway").write(files, "gateway")
+    ca.issue_client("gateway").write(files, "upstream")
+    billing = ca.issue_client("billing")
+    billing.write(files, "billing")
+    inference = ServiceHandle(
+        "inference service (mutual TLS, tokens)",
+        "inference_service",
+        "INFERENCE_LISTEN",
+        {
+            **aws_env,
+            **SERVICE_DEFAULTS,
+            "INFERENCE_TLS_CERT": str(files / "inference.crt"),
+            "INFERENCE_TLS_KEY": str(files / "inference.key"),
+            "INFERENCE_TLS_CLIENT_CA": str(files / "ca.pem"),
+            "INFERENCE_AUTH_TOKENS": f"gateway:{UPSTREAM}",
+        },
+        log_path=files / "inference_service.log",
+        credentials=grpc.ssl_channel_credentials(
+            root_certificates=ca.pem, private_key=billing.key, certificate_chain=billing.cert
+        ),
+    )
+    gateway = ServiceHandle(
+        "gateway (mutual TLS, tokens)",
+        "gateway",
+        "GATEWAY_LISTEN",
+        {
+            **SERVICE_DEFAULTS,
+            "INFERENCE_TARGET": inference.address,
+            "INFERENCE_TLS_CA": str(files / "ca.pem"),
+            "GATEWAY_UPSTREAM_TLS_CERT": str(files / "upstream.crt"),
+            "GATEWAY_UPSTREAM_TLS_KEY": str(files / "upstream.key"),
+            "GATEWAY_TLS_CERT": str(files / "gateway.crt"),
+            "GATEWAY_TLS_KEY": str(files / "gateway.key"),
+            "GATEWAY_TLS_CLIENT_CA": str(files / "ca.pem"),
+            "GATEWAY_AUTH_TOKENS": f"carol:{CAROL}",
+        },
+        log_path=files / "gateway.log",
+        credentials=grpc.ssl_channel_credentials(
+            root_certificates=ca.pem, private_key=billing.key, certificate_chain=billing.cert
+        ),
+    )
+    inference.start()
+    try:
+        gateway.start()
+        yield gateway, files
+    finally:
+        gateway.stop()
+        inference.stop()
+
+
+def test_dualnova_chat_and_health_over_mutual_tls_with_the_certificate_as_caller(
+    mutual_tls_pair: tuple[ServiceHandle, Path],
+) -> None:
+    gateway, files = mutual_tls_pair
+    tls = ("--ca", str(files / "ca.pem"), "--cert", str(files / "billing.crt"))
+    tls += ("--key", str(files / "billing.key"))
+    # No token: the client certificate stands in for it at the gateway, and the gateway's own
+    # (GATEWAY_UPSTREAM_TLS_CERT) at the inference service, which also wants a token.
+    result = dualnova("chat", "--gateway", gateway.address, *tls, "who pays?")
+    assert result.returncode == 0, result.stderr
+    assert "[micro] " in result.stdout and "[pro] " in result.stdout
+    trace_id = result.stdout.rsplit("trace id: ", 1)[1].strip()
+    for log in ("gateway.log", "inference_service.log"):
+        callers = {
+            line.get("caller")
+            for line in log_lines(files / log)
+            if line.get("trace_id") == trace_id
+        }
+        assert callers == {"billing"}, log
+
+    health = dualnova("health", "--addr", gateway.address, *tls)
+    assert health.returncode == 0, health.stderr
+    # Plaintext against the TLS port does not connect; a lone --cert is a usage error.
+    assert dualnova("health", "--addr", gateway.address, "--timeout", "0.5").returncode == 2
+    lone = dualnova("chat", "--gateway", gateway.address, "--cert", str(files / "billing.crt"), "x")
+    assert lone.returncode == 2 and "--cert and --key" in lone.stderr

@@ -11,9 +11,12 @@ import asyncio
 import sys
 from typing import Any
 
+import grpc
+
 from dualnova.cli.render import EXIT_USAGE, ORDERINGS, run_chat
 from dualnova.server.settings import ConfigError, environ, read_optional_str
 from dualnova.server.targets import check_target, read_target
+from dualnova.server.tls_config import CertFile, read_certificates, read_key_pair
 
 GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
 DEFAULT_GATEWAY = "127.0.0.1:50052"
@@ -33,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"the gateway, HOST:PORT or a gRPC target [{GATEWAY_VARIABLE}]"
         f" (default {DEFAULT_GATEWAY})",
     )
-    add_token_argument(parser)
+    add_connection_arguments(parser)
     parser.add_argument(
         "--ordering",
         choices=tuple(ORDERINGS),
@@ -59,12 +62,43 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def add_token_argument(parser: argparse.ArgumentParser) -> None:
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--token, and the TLS flags: how this command proves who it is and whom it trusts."""
     parser.add_argument(
         "--token",
         metavar="TOKEN",
         help=f"bearer token for a gateway that wants one [{TOKEN_VARIABLE}, which keeps it out"
         " of the process list]",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS, trusting the system's CAs unless --ca names one",
+    )
+    parser.add_argument(
+        "--ca", metavar="FILE", help="PEM CA bundle the server's certificate is checked against"
+    )
+    parser.add_argument(
+        "--cert", metavar="FILE", help="PEM client certificate to present (mutual TLS)"
+    )
+    parser.add_argument("--key", metavar="FILE", help="PEM private key of --cert")
+
+
+def channel_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS credentials from --tls, --ca, --cert and --key; None for plaintext.
+
+    --ca, --cert or --key imply --tls. ConfigError naming the flag of a bad file.
+    """
+    if not (args.tls or args.ca or args.cert or args.key):
+        return None
+    if (args.cert is None) != (args.key is None):
+        raise ConfigError("--cert and --key go together (a client certificate and its key)")
+    ca = None if args.ca is None else read_certificates(CertFile(args.ca, "--ca"))
+    if args.cert is None:
+        return grpc.ssl_channel_credentials(root_certificates=ca)
+    cert, key = read_key_pair(CertFile(args.cert, "--cert"), CertFile(args.key, "--key"))
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
     )
 
 
@@ -92,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         target = gateway_target(args.gateway, "--gateway")
+        credentials = channel_credentials(args)
     except ConfigError as error:
         print(f"dualnova chat: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -105,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 max_tokens=args.max_tokens,
                 timeout=args.timeout,
                 token=bearer_token(args.token),
+                credentials=credentials,
             )
         )
     except KeyboardInterrupt:

@@ -20,8 +20,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dualnova.cli.chat import (
     DEFAULT_GATEWAY,
     GATEWAY_VARIABLE,
-    add_token_argument,
+    add_connection_arguments,
     bearer_token,
+    channel_credentials,
     gateway_target,
     positive_seconds,
 )
@@ -83,7 +84,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="S",
         help=f"seconds to connect, and again for the RPC (default {DEFAULT_TIMEOUT_S:g})",
     )
-    add_token_argument(parser)
+    add_connection_arguments(parser)
     _usage_errors_exit_1(parser)
     parser.set_defaults(run=run)
 
@@ -91,10 +92,15 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         target = gateway_target(args.addr, "--addr")
+        credentials = channel_credentials(args)
     except ConfigError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
-    with grpc.insecure_channel(target) as channel:
+    with (
+        grpc.insecure_channel(target)
+        if credentials is None
+        else grpc.secure_channel(target, credentials)
+    ) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=args.timeout)
         except grpc.FutureTimeoutError:

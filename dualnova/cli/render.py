@@ -144,6 +144,7 @@ async def run_chat(
     max_tokens: int | None = None,
     timeout: float | None = None,
     token: str | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
     out: TextIO | Console | None = None,
     err: TextIO | None = None,
     live: bool | None = None,
@@ -152,7 +153,8 @@ async def run_chat(
 
     `live` picks the view; by default live exactly when `out` is a terminal.
     Problems that are not a route's answer (no gateway, a refused request)
-    go to `err` as one line. `token` goes as `authorization: Bearer <token>`.
+    go to `err` as one line. `token` goes as `authorization: Bearer <token>`;
+    `credentials` (TLS) make the channel a secure one.
     """
     console = out if isinstance(out, Console) else Console(file=out or sys.stdout)
     err = err or sys.stderr
@@ -161,7 +163,12 @@ async def run_chat(
     request = build_request(question, ordering=ordering, system=system, max_tokens=max_tokens)
     state = ChatState()
 
-    async with grpc.aio.insecure_channel(target) as channel:
+    channel = (
+        grpc.aio.insecure_channel(target)
+        if credentials is None
+        else grpc.aio.secure_channel(target, credentials)
+    )
+    async with channel:
         metadata = () if token is None else (("authorization", f"Bearer {token}"),)
         call = gateway_pb2_grpc.GatewayStub(channel).DualChat(
             request, timeout=timeout, metadata=metadata

@@ -37,10 +37,22 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
     return model_id
 
 
+# How much of a refused model name the message repeats: the message travels in the
+# status trailers, and a caller's name of some kilobytes would overflow gRPC's metadata
+# limit (the caller would hear RESOURCE_EXHAUSTED "metadata size exceeds hard limit").
+_QUOTED_CHARS = 64
+
+
+def _quoted(name: str) -> str:
+    if len(name) <= _QUOTED_CHARS:
+        return repr(name)
+    return f"{name[:_QUOTED_CHARS]!r}... ({len(name)} characters)"
+
+
 def _resolve_model(requested: str, settings: Settings) -> str:
     model_id = settings.resolve_model(requested)
     if model_id is None:
         accepted = ", ".join(repr(name) for name in dict.fromkeys(settings.accepted_models()))
-        what = "is required" if not requested else f"{requested!r} is not accepted"
+        what = "is required" if not requested else f"{_quoted(requested)} is not accepted"
         raise InvalidRequest("model", f"{what}; use one of {accepted}")
     return model_id

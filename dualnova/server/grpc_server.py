@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dualnova.server.conversation import transport_message_limit
+from dualnova.server.decoding import RequestDecoding
 from dualnova.server.health_service import HealthServicer
 from dualnova.server.rpc_tracing import ServerTracing
 from dualnova.server.settings import ConfigError
@@ -73,7 +74,11 @@ def new_server(
     `interceptors` run inside the tracing one (so they see the call's span);
     `reflection_on` False leaves reflection out (its calls get UNIMPLEMENTED).
     """
-    server = grpc.aio.server(options=list(options), interceptors=[ServerTracing(), *interceptors])
+    # RequestDecoding innermost: unparsable bytes are INVALID_ARGUMENT (not UNKNOWN) for
+    # a caller the other interceptors let in.
+    server = grpc.aio.server(
+        options=list(options), interceptors=[ServerTracing(), *interceptors, RequestDecoding()]
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     if reflection_on:
         reflection.enable_server_reflection(

@@ -7,9 +7,9 @@ google.rpc.RetryInfo in the status details, rather than queued: waiting would
 only move the overload into the caller's deadline, while the refusal tells a
 client (or a balancer) when to try again.
 
-Who the caller is: the authenticated caller's name (dualnova.server.auth) when
-bearer tokens are on, else the host the call came from (context.peer()), so
-that without tokens one address stands for one caller.
+Who the caller is: the name dualnova.server.auth let the call in under (a
+token's, or a client certificate's with mutual TLS), else the host the call came
+from (context.peer()), so that without either one address stands for one caller.
 """
 
 from __future__ import annotations

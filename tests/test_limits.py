@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -20,6 +21,7 @@ from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import ServiceHandle
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.server.callers import parse_entries
 from gateway import admission, server
 from gateway.config import Settings
 
@@ -155,7 +157,7 @@ class _Hanging(inference_pb2_grpc.InferenceServiceServicer):
 
 
 @contextlib.asynccontextmanager
-async def capped_gateway(max_streams: int, per_caller: int) -> AsyncIterator[str]:
+async def capped_gateway(max_streams: int, per_caller: int, **more: Any) -> AsyncIterator[str]:
     upstream = grpc.aio.server()
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(_Hanging(), upstream)
     port = upstream.add_insecure_port("127.0.0.1:0")
@@ -166,6 +168,7 @@ async def capped_gateway(max_streams: int, per_caller: int) -> AsyncIterator[str
             inference_target=f"127.0.0.1:{port}",
             max_streams=max_streams,
             max_streams_per_caller=per_caller,
+            **more,
         )
     )
     try:
@@ -176,21 +179,33 @@ async def capped_gateway(max_streams: int, per_caller: int) -> AsyncIterator[str
 
 
 async def open_dual_chats(
-    channel: grpc.aio.Channel, count: int
+    channel: grpc.aio.Channel, count: int, token: str | None = None
 ) -> list[grpc.aio.UnaryStreamCall[gateway_pb2.DualChatRequest, gateway_pb2.DualChatResponse]]:
     """`count` DualChats, each admitted (its first event read) before the next starts."""
     stub = gateway_pb2_grpc.GatewayStub(channel)
     calls = []
     for _ in range(count):
-        call = stub.DualChat(gateway_pb2.DualChatRequest(messages=turns(1)), timeout=30)
+        call = stub.DualChat(
+            gateway_pb2.DualChatRequest(messages=turns(1)), timeout=30, metadata=bearer(token)
+        )
         await call.read()
         calls.append(call)
     return calls
 
 
-def refused_by(address: str) -> grpc.RpcError:
+def bearer(token: str | None) -> tuple[tuple[str, str], ...]:
+    return () if token is None else (("authorization", f"Bearer {token}"),)
+
+
+def refused_by(address: str, token: str | None = None) -> grpc.RpcError:
     """One more DualChat from a blocking client (grpc_status reads its trailers)."""
-    return refusal(address, gateway_pb2.DualChatRequest(messages=turns(1)))
+    with grpc.insecure_channel(address) as channel:
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in gateway_pb2_grpc.GatewayStub(channel).DualChat(
+                gateway_pb2.DualChatRequest(messages=turns(1)), timeout=30, metadata=bearer(token)
+            ):
+                pass
+    return raised.value
 
 
 def retry_delay_s(error: grpc.RpcError) -> float:
@@ -243,6 +258,25 @@ def test_past_the_total_cap_a_dual_chat_is_refused_naming_it() -> None:
                 error = await asyncio.to_thread(refused_by, address)
                 assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert "(limit 2, GATEWAY_MAX_STREAMS)" in error.details()
+                assert retry_delay_s(error) == admission.RETRY_AFTER_S
+                for call in calls:
+                    call.cancel()
+
+    run(body())
+
+
+def test_with_tokens_each_token_name_is_a_caller_of_its_own() -> None:
+    tokens = parse_entries(["alice:alice-secret", "bob:bob-secret"], "GATEWAY_AUTH_TOKENS")
+
+    async def body() -> None:
+        async with capped_gateway(max_streams=10, per_caller=1, auth_tokens=tokens) as address:
+            async with grpc.aio.insecure_channel(address) as channel:
+                calls = await open_dual_chats(channel, 1, "alice-secret")
+                # Same address, another name: its own count.
+                calls += await open_dual_chats(channel, 1, "bob-secret")
+                error = await asyncio.to_thread(refused_by, address, "alice-secret")
+                assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "GATEWAY_MAX_STREAMS_PER_CALLER" in error.details()
                 assert retry_delay_s(error) == admission.RETRY_AFTER_S
                 for call in calls:
                     call.cancel()

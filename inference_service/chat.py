@@ -40,6 +40,7 @@ from inference_service.config import Settings
 logger = logging.getLogger(__name__)
 
 _ROLES = {chat_pb2.ROLE_USER: USER, chat_pb2.ROLE_ASSISTANT: ASSISTANT}
+Context = grpc.aio.ServicerContext[inference_pb2.ChatRequest, inference_pb2.ChatResponse]
 
 
 class CallOutcomes(Protocol):
@@ -66,9 +67,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         self._outcomes = outcomes
         self._telemetry = telemetry or ChatTelemetry()
 
-    async def Chat(
-        self, request: inference_pb2.ChatRequest, context: grpc.aio.ServicerContext
-    ) -> None:
+    async def Chat(self, request: inference_pb2.ChatRequest, context: Context) -> None:
         prompt = None
         if self._settings.log_content:
             prompt = [{"role": _ROLES.get(m.role, "?"), "text": m.text} for m in request.messages]
@@ -87,7 +86,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def _chat(
         self,
         request: inference_pb2.ChatRequest,
-        context: grpc.aio.ServicerContext,
+        context: Context,
         call: ChatCall,
     ) -> None:
         try:
@@ -98,9 +97,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         call.model = model_id
         await self._relay(_conversation(request, model_id, self._settings), context, call)
 
-    async def _relay(
-        self, conversation: Conversation, context: grpc.aio.ServicerContext, call: ChatCall
-    ) -> None:
+    async def _relay(self, conversation: Conversation, context: Context, call: ChatCall) -> None:
         try:
             stream = self._runtime.stream(conversation)
         except StreamsExhausted as exc:
@@ -129,9 +126,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
                             await self._outcomes.call_reached_bedrock()
                         await context.write(_response(event, call))
 
-    async def _failed(
-        self, exc: Exception, call: ChatCall, context: grpc.aio.ServicerContext
-    ) -> NoReturn:
+    async def _failed(self, exc: Exception, call: ChatCall, context: Context) -> NoReturn:
         """A failed Bedrock stream as its mapped status (logged when it is not one we know)."""
         mapped = map_error(exc)
         if mapped.code is grpc.StatusCode.INTERNAL:
@@ -217,7 +212,7 @@ def _conversation(
 
 
 async def _abort(
-    context: grpc.aio.ServicerContext,
+    context: Context,
     call: ChatCall,
     code: grpc.StatusCode,
     message: str,

@@ -94,6 +94,45 @@ def test_a_request_just_under_the_gateway_limit_is_answered(gateway: ServiceHand
     assert "micro:stop" in seen and "pro:stop" in seen and seen[-1] == ":summary"
 
 
+def test_the_gateways_upstream_channel_carries_what_the_inference_service_allows(
+    inference: ServiceHandle,
+) -> None:
+    """A gateway allowed more than the inference service: the upstream hop adds no limit of
+    its own (gRPC's client default would refuse messages over 4 MiB), so a 5 MB conversation
+    is answered and a 9 MiB one is refused by the inference service, naming its variable."""
+
+    async def body() -> None:
+        gateway = await server.start(
+            Settings(
+                listen="127.0.0.1:0",
+                inference_target=inference.address,
+                max_message_bytes=16 * MIB,
+                max_text_chars=20 * MIB,
+            )
+        )
+        try:
+            # The emulator's answer quotes the question, so answers are as large: this
+            # client takes them, and so must both hops.
+            async with grpc.aio.insecure_channel(
+                gateway.address, options=[("grpc.max_receive_message_length", -1)]
+            ) as channel:
+                stub = gateway_pb2_grpc.GatewayStub(channel)
+                for size, ending in ((5_000_000, "stop"), (9 * MIB, "error")):
+                    request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * size))
+                    events = [event async for event in stub.DualChat(request, timeout=30)]
+                    ends = {
+                        e.route: e for e in events if e.WhichOneof("event") in ("stop", "error")
+                    }
+                    assert {e.WhichOneof("event") for e in ends.values()} == {ending}, size
+                    if ending == "error":
+                        assert {e.error.code for e in ends.values()} == {"INVALID_ARGUMENT"}
+                        assert "(INFERENCE_MAX_MESSAGE_BYTES)" in ends["micro"].error.message
+        finally:
+            await gateway.stop(0)
+
+    run(body())
+
+
 # Turns and text at the gateway.
 
 

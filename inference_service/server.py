@@ -132,6 +132,15 @@ async def serve(
     logger.info("inference service stopped")
 
 
+# What a refused Chat caller is told: it reaches a DualChat caller as its route's error when the
+# gateway's token is wrong, so it names the gateway's setting, not the caller's token.
+UPSTREAM_REFUSAL = (
+    "this inference service takes Chat calls from the gateway only: the gateway sends one of"
+    " INFERENCE_AUTH_TOKENS as GATEWAY_UPSTREAM_TOKEN (or presents a client certificate the"
+    " service trusts)"
+)
+
+
 def _chat_auth(settings: Settings) -> BearerAuth:
     """Chat only with one of INFERENCE_AUTH_TOKENS when set; the caller named by the gateway."""
     tokens = token_source(
@@ -142,7 +151,7 @@ def _chat_auth(settings: Settings) -> BearerAuth:
         if tokens.enabled
         else "Chat is open to every caller (no INFERENCE_AUTH_TOKENS)"
     )
-    return BearerAuth(tokens, (_SERVICE_NAME,), relay_caller=True)
+    return BearerAuth(tokens, (_SERVICE_NAME,), relay_caller=True, refusal=UPSTREAM_REFUSAL)
 
 
 def _cloudwatch_publisher(

@@ -35,6 +35,7 @@ from dualnova.server.auth import REFUSAL, BearerAuth
 from dualnova.server.callers import TokenFile, TokenSource, current_caller, parse_entries
 from dualnova.server.settings import ConfigError
 from gateway import config as gateway_config
+from inference_service.server import UPSTREAM_REFUSAL
 
 ROOT = Path(__file__).resolve().parent.parent
 CAROL = "carol-7Qw9sXb2Lk4"  # GATEWAY_AUTH_TOKENS, named carol
@@ -225,7 +226,7 @@ def test_the_inference_service_refuses_a_direct_caller_and_serves_the_gateway(
         with pytest.raises(grpc.RpcError) as raised:
             chat(locked.inference.address, metadata)
         assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
-        assert raised.value.details() == REFUSAL
+        assert raised.value.details() == UPSTREAM_REFUSAL
     # The gateway, presenting GATEWAY_UPSTREAM_TOKEN, still gets both answers through it.
     answered_both(locked.gateway.address, CAROL)
     # And the token itself is what opens it.
@@ -505,3 +506,21 @@ def test_dualnova_chat_and_health_over_mutual_tls_with_the_certificate_as_caller
     assert dualnova("health", "--addr", gateway.address, "--timeout", "0.5").returncode == 2
     lone = dualnova("chat", "--gateway", gateway.address, "--cert", str(files / "billing.crt"), "x")
     assert lone.returncode == 2 and "--cert and --key" in lone.stderr
+
+
+def test_a_gateway_with_the_wrong_upstream_token_reports_it_as_each_routes_error(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    with running_pair(
+        emulator,
+        tmp_path,
+        inference_env={"INFERENCE_AUTH_TOKENS": f"gateway:{UPSTREAM}"},
+        gateway_env={"GATEWAY_UPSTREAM_TOKEN": "stale-token-1"},
+    ) as pair:
+        result = dual_chat(pair.gateway.address, ask("anyone?"))
+    for route in ("micro", "pro"):
+        error = result.routes[route].error
+        assert error is not None and error.code == "UNAUTHENTICATED"
+        assert error.message == UPSTREAM_REFUSAL and "stale-token-1" not in error.message
+    # Nothing was spent: the start-up health probes are all that reached the emulator.
+    assert [r for r in emulator.requests() if r["operation"] == "ConverseStream"] == []

@@ -64,6 +64,8 @@ class BearerAuth(grpc.aio.ServerInterceptor):
     `relay_caller`: take the caller's name from x-dualnova-caller when the
     call carries one (the inference service behind the gateway: the gateway
     names the caller it serves); otherwise the name is the token's.
+    `refusal`: what a refused caller is told (REFUSAL unless the server's
+    callers are not people, such as the inference service's one gateway).
     """
 
     def __init__(
@@ -72,10 +74,12 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         guarded_prefixes: Sequence[str],
         *,
         relay_caller: bool = False,
+        refusal: str = REFUSAL,
     ) -> None:
         self._tokens = tokens
         self._prefixes = tuple(prefix.lstrip("/") for prefix in guarded_prefixes)
         self._relay = relay_caller
+        self._refusal = refusal
 
     async def intercept_service(
         self,
@@ -95,13 +99,18 @@ class BearerAuth(grpc.aio.ServerInterceptor):
             # A token, when sent, must be right: a wrong one is never excused by a certificate.
             name = self._tokens.identify(presented)
             if name is None:
-                return _replace(handler, _refuse(method))
+                return _replace(handler, _refuse(method, self._refusal))
             return _replace(handler, _as_caller(_behavior(handler), relayed or name))
         # No token (or none needed): a verified client certificate may name the caller, and
         # stands in for the token when one is needed. Only the call's context can tell.
         return _replace(
             handler,
-            _by_certificate(_behavior(handler), method, relayed, required=self._tokens.enabled),
+            _by_certificate(
+                _behavior(handler),
+                _refuse(method, self._refusal),
+                relayed,
+                required=self._tokens.enabled,
+            ),
         )
 
 
@@ -142,22 +151,20 @@ def _relayed(metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
     return None
 
 
-def _refuse(method: str) -> Behavior:
+def _refuse(method: str, refusal: str) -> Behavior:
     async def refuse(request: Any, context: Context) -> None:
         logger.warning(
             f"call refused: no valid bearer token for {method}",
             extra={"status": "UNAUTHENTICATED", "peer": context.peer()},
         )
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
 
     return refuse
 
 
 def _by_certificate(
-    behavior: Behavior, method: str, relayed: str | None, *, required: bool
+    behavior: Behavior, refuse: Behavior, relayed: str | None, *, required: bool
 ) -> Behavior:
-    refuse = _refuse(method)
-
     async def by_certificate(request: Any, context: Context) -> Any:
         name = certificate_name(context)
         if name is None and required:

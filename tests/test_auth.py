@@ -524,3 +524,29 @@ def test_a_gateway_with_the_wrong_upstream_token_reports_it_as_each_routes_error
         assert error.message == UPSTREAM_REFUSAL and "stale-token-1" not in error.message
     # Nothing was spent: the start-up health probes are all that reached the emulator.
     assert [r for r in emulator.requests() if r["operation"] == "ConverseStream"] == []
+
+
+def test_the_shared_token_rotates_through_both_files_without_a_restart(
+    emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    accepted, sent = tmp_path / "inference-tokens", tmp_path / "upstream-token"
+    accepted.write_text(f"gateway:{UPSTREAM}\n")
+    sent.write_text(f"{UPSTREAM}\n")
+    with running_pair(
+        emulator,
+        tmp_path,
+        inference_env={"INFERENCE_AUTH_TOKENS_FILE": str(accepted)},
+        gateway_env={"GATEWAY_UPSTREAM_TOKEN_FILE": str(sent)},
+    ) as pair:
+
+        def route_errors() -> set[str | None]:
+            result = dual_chat(pair.gateway.address, ask("rotate"))
+            return {r.error.code if r.error else None for r in result.routes.values()}
+
+        assert route_errors() == {None}
+        sent.write_text("gw-new-Vb7nQ2xR5\n")  # the gateway sends the new token at once ...
+        assert route_errors() == {"UNAUTHENTICATED"}
+        accepted.write_text(f"gateway:{UPSTREAM}\ngateway:gw-new-Vb7nQ2xR5\n")  # ... accepted now
+        assert route_errors() == {None}
+        accepted.write_text("gateway:gw-new-Vb7nQ2xR5\n")  # the old one dropped
+        assert route_errors() == {None}

@@ -34,7 +34,7 @@ from inference_service.bedrock import (
     UsageReport,
     map_error,
 )
-from inference_service.chat_telemetry import ChatCall, ChatTelemetry, call_route
+from inference_service.chat_telemetry import OTHER_MODEL, ChatCall, ChatTelemetry, call_route
 from inference_service.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
             raise
         finally:
             # A model name that was not accepted is the caller's text: never a metric attribute.
-            call.finish(self._settings.resolve_model(call.model) or "_OTHER")
+            call.finish(self._settings.resolve_model(call.model) or OTHER_MODEL)
 
     async def _chat(
         self,

@@ -49,6 +49,7 @@ from inference_service.bedrock import (
     TextDelta,
     UsageReport,
 )
+from inference_service.validation import quoted_name
 
 __all__ = [
     "DIRECT_ROUTE",
@@ -63,6 +64,8 @@ __all__ = [
 logger = logging.getLogger("inference_service.chat")
 
 OPERATION = "chat"
+# The metric attribute for a model name that was not accepted: caller text never becomes a series.
+OTHER_MODEL = "_OTHER"
 PROVIDER = "aws.bedrock"
 # A Chat call that did not come through the gateway (no route metadata).
 DIRECT_ROUTE = "direct"
@@ -178,6 +181,9 @@ class ChatCall:
 
     def finish(self, metric_model: str) -> None:
         """The log line and the request count; `metric_model` is a resolved id or "_OTHER"."""
+        if metric_model == OTHER_MODEL:
+            # A name that was not accepted is the caller's text, of any length: cut it short.
+            self.model = quoted_name(self.model)
         self._log()
         self._telemetry.count_request(metric_model, self.route, self.status)
 

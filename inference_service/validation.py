@@ -43,7 +43,8 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
 _QUOTED_CHARS = 64
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
+    """A caller's name short enough for a status message or a log field, its length said."""
     if len(name) <= _QUOTED_CHARS:
         return repr(name)
     return f"{name[:_QUOTED_CHARS]!r}... ({len(name)} characters)"
@@ -53,6 +54,6 @@ def _resolve_model(requested: str, settings: Settings) -> str:
     model_id = settings.resolve_model(requested)
     if model_id is None:
         accepted = ", ".join(repr(name) for name in dict.fromkeys(settings.accepted_models()))
-        what = "is required" if not requested else f"{_quoted(requested)} is not accepted"
+        what = "is required" if not requested else f"{quoted_name(requested)} is not accepted"
         raise InvalidRequest("model", f"{what}; use one of {accepted}")
     return model_id

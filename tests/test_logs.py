@@ -101,3 +101,31 @@ def test_log_content_true_adds_the_prompt_and_the_answer(
     assert line["answer"] == answer
     assert line["route"] == "direct"
     assert EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in log_path.read_text()
+
+
+def test_a_refused_model_name_is_logged_cut_short(
+    content_logging_inference: tuple[ServiceHandle, Path],
+) -> None:
+    service, log_path = content_logging_inference
+    name = f"not-a-model-{secrets.token_hex(6)}-" + "x" * 10_000
+    with grpc.insecure_channel(service.address) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            list(
+                inference_pb2_grpc.InferenceServiceStub(channel).Chat(
+                    inference_pb2.ChatRequest(model=name, messages=[user("Hello")]), timeout=30
+                )
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    line = wait_until(
+        lambda: next(
+            (
+                line
+                for line in log_lines(log_path)
+                if line["message"] == "chat finished" and name[:24] in str(line.get("model"))
+            ),
+            None,
+        ),
+        "the refused call's log line",
+    )
+    # The caller's text is cut to a short quote with its length, never logged whole.
+    assert len(line["model"]) < 200 and f"({len(name)} characters)" in line["model"]

@@ -19,11 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from dualnova.server.callers import current_caller
+from dualnova.server.retry_info import exhausted_trailers
 from gateway.config import MAX_STREAMS, MAX_STREAMS_PER_CALLER
 
 __all__ = ["RETRY_AFTER_S", "Admission", "Refused", "caller_of"]
@@ -42,14 +40,7 @@ class Refused(Exception):
 
     def trailing_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
         """grpc-status-details-bin: a google.rpc.Status carrying RetryInfo (grpcio-status)."""
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(self.retry_after_s * 1e9))
-        detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        status = rpc_status.to_status(
-            status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=str(self), details=[detail])
-        )
-        return tuple(status.trailing_metadata)
+        return exhausted_trailers(str(self), self.retry_after_s)
 
 
 class Admission:

@@ -18,6 +18,7 @@ import grpc
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.server.retry_info import exhausted_trailers
 from inference_service import validation
 from inference_service.bedrock import (
     ASSISTANT,
@@ -35,9 +36,13 @@ from inference_service.bedrock import (
     map_error,
 )
 from inference_service.chat_telemetry import OTHER_MODEL, ChatCall, ChatTelemetry, call_route
-from inference_service.config import Settings
+from inference_service.config import MAX_STREAMS, Settings
 
 logger = logging.getLogger(__name__)
+
+# What RetryInfo advises past the stream cap: a Micro answer takes about a second at
+# Bedrock's pace, so by then a slot has likely freed (or a balancer tried elsewhere).
+RETRY_AFTER_S = 1.0
 
 _ROLES = {chat_pb2.ROLE_USER: USER, chat_pb2.ROLE_ASSISTANT: ASSISTANT}
 Context = grpc.aio.ServicerContext[inference_pb2.ChatRequest, inference_pb2.ChatResponse]
@@ -103,11 +108,16 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         except StreamsExhausted as exc:
             # Refused at once, not queued: waiting would only move the overload into the
             # caller's deadline, while RESOURCE_EXHAUSTED lets it (or a balancer) go elsewhere.
+            message = (
+                f"too many concurrent streams on this server (limit {exc.limit},"
+                f" {MAX_STREAMS.variable}); retry later"
+            )
             await _abort(
                 context,
                 call,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many concurrent streams on this server (limit {exc.limit}); retry later",
+                message,
+                trailers=exhausted_trailers(message, RETRY_AFTER_S),
             )
         with call.bedrock(stream.request):
             async with contextlib.aclosing(stream) as batches:
@@ -217,8 +227,10 @@ async def _abort(
     code: grpc.StatusCode,
     message: str,
     error: str | None = None,
+    *,
+    trailers: tuple[tuple[str, str | bytes], ...] = (),
 ) -> NoReturn:
     """End the RPC with a status (after any events already written); always raises."""
     call.refused(code.name, error)
-    await context.abort(code, message)
+    await context.abort(code, message, trailing_metadata=trailers)
     raise AssertionError("context.abort returned")  # it raises; this tells type checkers

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
@@ -156,7 +158,13 @@ def test_a_call_waiting_for_headers_holds_its_slot_until_its_caller_leaves(
             refused = chat_error(stub, timeout=EXIT_WITHIN_S)
             assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "too many concurrent streams" in refused.details()
-            assert "limit 1" in refused.details()
+            assert "limit 1, INFERENCE_MAX_STREAMS" in refused.details()
+            # RetryInfo in the status details says when to try again.
+            status = rpc_status.from_call(refused)
+            assert status is not None and status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+            (detail,) = status.details
+            retry = error_details_pb2.RetryInfo()
+            assert detail.Unpack(retry) and retry.retry_delay.ToTimedelta().total_seconds() == 1.0
             assert black_hole.converse_stream_calls() == 1
 
             # Its caller leaves: the socket to Bedrock is closed at once, the slot is free.

@@ -24,10 +24,9 @@ refusal is recorded on it as UNAUTHENTICATED.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from opentelemetry import trace
@@ -38,6 +37,14 @@ from dualnova.server.callers import (
     TokenSource,
     relayed_name,
     set_caller,
+)
+from dualnova.server.interceptors import (
+    Behavior,
+    Context,
+    Handler,
+    ScopedInterceptor,
+    behavior_of,
+    rebuilt,
 )
 
 __all__ = ["REFUSAL", "BearerAuth", "certificate_name"]
@@ -52,13 +59,8 @@ REFUSAL = (
 _AUTHORIZATION = "authorization"
 _SCHEME = "bearer "
 
-Context = grpc.aio.ServicerContext[Any, Any]
-Behavior = Callable[[Any, Context], Awaitable[Any]]
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
 
-
-class BearerAuth(grpc.aio.ServerInterceptor):
+class BearerAuth(ScopedInterceptor):
     """Checks `authorization: Bearer <token>` on the guarded services' methods.
 
     `relay_caller`: take the caller's name from x-dualnova-caller when the
@@ -76,37 +78,32 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         relay_caller: bool = False,
         refusal: str = REFUSAL,
     ) -> None:
+        super().__init__(guarded_prefixes)
         self._tokens = tokens
-        self._prefixes = tuple(prefix.lstrip("/") for prefix in guarded_prefixes)
         self._relay = relay_caller
         self._refusal = refusal
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method.lstrip("/")
-        if handler is None or not method.startswith(self._prefixes):
-            return handler
-        metadata = tuple(handler_call_details.invocation_metadata or ())
+    def wrap(self, handler: Handler, method: str, details: grpc.HandlerCallDetails) -> Any:
+        behavior = behavior_of(handler)
+        if behavior is None:
+            # An async generator would need a generator wrapper; DualNova's servicers write
+            # with context.write, so this is a programming error.
+            raise TypeError("BearerAuth guards coroutine handlers only")
+        metadata = tuple(details.invocation_metadata or ())
         relayed = _relayed(metadata) if self._relay else None
         presented = _bearer(metadata)
         if self._tokens.enabled and presented is not None:
             # A token, when sent, must be right: a wrong one is never excused by a certificate.
             name = self._tokens.identify(presented)
             if name is None:
-                return _replace(handler, _refuse(method, self._refusal))
-            return _replace(handler, _as_caller(_behavior(handler), relayed or name))
+                return rebuilt(handler, _refuse(method, self._refusal))
+            return rebuilt(handler, _as_caller(behavior, relayed or name))
         # No token (or none needed): a verified client certificate may name the caller, and
         # stands in for the token when one is needed. Only the call's context can tell.
-        return _replace(
+        return rebuilt(
             handler,
             _by_certificate(
-                _behavior(handler),
+                behavior,
                 _refuse(method, self._refusal),
                 relayed,
                 required=self._tokens.enabled,
@@ -185,30 +182,3 @@ def _as_caller(behavior: Behavior, name: str) -> Behavior:
         return await behavior(request, context)
 
     return as_caller
-
-
-def _behavior(handler: grpc.RpcMethodHandler[Any, Any]) -> Behavior:
-    behavior = (
-        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
-    )
-    if not inspect.iscoroutinefunction(behavior):
-        # An async generator would need a generator wrapper; DualNova's servicers write
-        # with context.write (see rpc_tracing), so this is a programming error.
-        raise TypeError("BearerAuth guards coroutine handlers only")
-    return behavior
-
-
-def _replace(handler: grpc.RpcMethodHandler[Any, Any], behavior: Behavior) -> Any:
-    if handler.request_streaming and handler.response_streaming:
-        factory: Callable[..., Any] = grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        factory = grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        factory = grpc.unary_stream_rpc_method_handler
-    else:
-        factory = grpc.unary_unary_rpc_method_handler
-    return factory(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )

@@ -12,20 +12,22 @@ Health and reflection are grpc's and are left alone.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
 
-__all__ = ["RequestDecoding"]
+from dualnova.server.interceptors import (
+    Behavior,
+    Context,
+    Handler,
+    ScopedInterceptor,
+    behavior_of,
+    rebuilt,
+)
 
-Context = grpc.aio.ServicerContext[Any, Any]
-Behavior = Callable[[Any, Context], Awaitable[Any]]
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
+__all__ = ["RequestDecoding"]
 
 
 @dataclass(frozen=True)
@@ -35,34 +37,17 @@ class _Unparsed:
     reason: str
 
 
-class RequestDecoding(grpc.aio.ServerInterceptor):
+class RequestDecoding(ScopedInterceptor):
     """Unary-request methods of the given services: unparsable bytes are INVALID_ARGUMENT."""
 
-    def __init__(self, service_prefixes: Sequence[str] = ("dualnova.",)) -> None:
-        self._prefixes = tuple(service_prefixes)
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or handler.request_streaming
-            or handler.request_deserializer is None
-            or not handler_call_details.method.lstrip("/").startswith(self._prefixes)
-        ):
-            return handler
-        behavior = handler.unary_stream if handler.response_streaming else handler.unary_unary
-        if not inspect.iscoroutinefunction(behavior):
+    def wrap(self, handler: Handler, method: str, details: grpc.HandlerCallDetails) -> Any:
+        behavior = behavior_of(handler)
+        if handler.request_streaming or handler.request_deserializer is None or behavior is None:
             return handler
         return _lenient_handler(handler, behavior)
 
 
-def _lenient_handler(handler: grpc.RpcMethodHandler[Any, Any], behavior: Behavior) -> Any:
+def _lenient_handler(handler: Handler, behavior: Behavior) -> Any:
     parse = handler.request_deserializer
     assert parse is not None
 
@@ -79,11 +64,4 @@ def _lenient_handler(handler: grpc.RpcMethodHandler[Any, Any], behavior: Behavio
             )
         return await behavior(request, context)
 
-    factory: Callable[..., Any] = (
-        grpc.unary_stream_rpc_method_handler
-        if handler.response_streaming
-        else grpc.unary_unary_rpc_method_handler
-    )
-    return factory(
-        checked, request_deserializer=lenient, response_serializer=handler.response_serializer
-    )
+    return rebuilt(handler, checked, request_deserializer=lenient)

@@ -19,14 +19,21 @@ rpc.system.name, rpc.method and rpc.response.status_code (the status name).
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from dualnova.server.interceptors import (
+    Behavior,
+    Context,
+    Handler,
+    ScopedInterceptor,
+    behavior_of,
+    rebuilt,
+)
 from dualnova.server.telemetry import INSTRUMENTATION_NAME
 
 __all__ = ["ServerTracing", "outgoing_metadata", "record_status"]
@@ -45,39 +52,19 @@ _SERVER_ERRORS = frozenset(
     }
 )
 
-Context = grpc.aio.ServicerContext[Any, Any]
-Behavior = Callable[[Any, Context], Awaitable[Any]]
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
 
-
-class ServerTracing(grpc.aio.ServerInterceptor):
+class ServerTracing(ScopedInterceptor):
     """One SERVER span per call of a traced service, continuing the caller's traceparent."""
 
     def __init__(self, service_prefixes: Sequence[str] = ("dualnova.",)) -> None:
-        self._prefixes = tuple(service_prefixes)
+        super().__init__(service_prefixes)
         self._tracer = trace.get_tracer(INSTRUMENTATION_NAME)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method.lstrip("/")
-        if handler is None or not method.startswith(self._prefixes):
-            return handler
-        kind, factory = _behavior_kind(handler)
-        behavior = getattr(handler, kind)
-        if not inspect.iscoroutinefunction(behavior):
+    def wrap(self, handler: Handler, method: str, details: grpc.HandlerCallDetails) -> Any:
+        behavior = behavior_of(handler)
+        if behavior is None:
             return handler  # an async generator: grpc.aio decides by function type, keep it
-        return factory(
-            self._traced(behavior, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return rebuilt(handler, self._traced(behavior, method))
 
     def _traced(self, behavior: Behavior, method: str) -> Behavior:
         tracer = self._tracer
@@ -134,13 +121,3 @@ def outgoing_metadata(extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str,
 def _carrier(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
     """Text metadata as the propagator reads it (keys are lowercase on the wire)."""
     return {key: value for key, value in (metadata or ()) if isinstance(value, str)}
-
-
-def _behavior_kind(handler: grpc.RpcMethodHandler[Any, Any]) -> tuple[str, Callable[..., Any]]:
-    if handler.request_streaming and handler.response_streaming:
-        return "stream_stream", grpc.stream_stream_rpc_method_handler
-    if handler.request_streaming:
-        return "stream_unary", grpc.stream_unary_rpc_method_handler
-    if handler.response_streaming:
-        return "unary_stream", grpc.unary_stream_rpc_method_handler
-    return "unary_unary", grpc.unary_unary_rpc_method_handler

@@ -140,11 +140,13 @@ def _entry(text: str) -> Credential:
 
 
 def parse_entries(
-    entries: Iterable[str], where: str, unit: str = "entry"
+    entries: Iterable[str], where: str, unit: str = "entry", *, strict: bool = True
 ) -> tuple[Credential, ...]:
-    """Credentials of `entries` (blank ones, `#` comments skipped); ConfigError names a bad one.
+    """Credentials of `entries` (blank ones, `#` comments skipped).
 
     `where` names the variable (or file) in the error; `unit` is "entry" or "line".
+    A bad entry is a ConfigError naming it when `strict` (at start); otherwise it
+    is skipped and logged by its number, so a running server keeps serving.
     """
     credentials = []
     for number, raw in enumerate(entries, start=1):
@@ -154,21 +156,9 @@ def parse_entries(
         try:
             credentials.append(_entry(text))
         except _Bad as bad:
-            raise ConfigError(f"{where}: {unit} {number}: {bad}") from None
-    return tuple(credentials)
-
-
-def _lenient(entries: Iterable[str], where: str) -> tuple[Credential, ...]:
-    """As parse_entries, but a bad line is skipped and logged (a running server keeps serving)."""
-    credentials = []
-    for number, raw in enumerate(entries, start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            credentials.append(_entry(text))
-        except _Bad as bad:
-            logger.error(f"{where}: line {number} skipped: {bad}")
+            if strict:
+                raise ConfigError(f"{where}: {unit} {number}: {bad}") from None
+            logger.error(f"{where}: {unit} {number} skipped: {bad}")
     return tuple(credentials)
 
 
@@ -214,7 +204,7 @@ class TokenFile:
                 f"{self._where}: cannot read the tokens file; no token from it is accepted"
             )
             return ()
-        credentials = _lenient(lines, self._where)
+        credentials = parse_entries(lines, self._where, "line", strict=False)
         logger.info(f"{self._where} re-read: {len(credentials)} tokens")
         return credentials
 

@@ -42,6 +42,7 @@ from dualnova.server.tls import channel_credentials
 from dualnova.server.tls_config import ClientTLS, mode_of
 
 __all__ = [
+    "RETRY_POLICY",
     "SERVICE_CONFIG",
     "CONNECTIONS",
     "Backoff",
@@ -57,7 +58,38 @@ logger = logging.getLogger(__name__)
 # of this process to one replica). Set both ways: the service config is the
 # documented mechanism, the channel arg makes it win over a config a DNS TXT
 # record might carry.
-SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+#
+# healthCheckConfig: each subchannel (one per replica) follows that replica's
+# health name "" with a Watch of its own, and round_robin picks only replicas
+# that report SERVING (one without a health service counts as healthy). A
+# replica that gets SIGTERM reports NOT_SERVING at once and keeps serving for
+# its shutdown delay, so new calls stop going to it before it refuses them.
+#
+# retryPolicy: a Chat that fails UNAVAILABLE before any response (the replica
+# went away or refused it while closing, or the pick raced its NOT_SERVING) is
+# tried again, on the next replica round_robin picks. gRPC never retries a call
+# once a response message (or headers) arrived: a stream that broke mid-answer
+# fails as it did, never replays tokens twice. The backoff is short: the point
+# is the next replica, not waiting for this one.
+RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": ""},
+        "methodConfig": [
+            {
+                "name": [{"service": "dualnova.inference.v1.InferenceService", "method": "Chat"}],
+                "retryPolicy": RETRY_POLICY,
+            }
+        ],
+    }
+)
 
 # Keepalive pings detect a replica that vanished without closing the connection
 # (a lost node) while a stream waits for tokens. Only during calls, and no more
@@ -86,6 +118,8 @@ def channel_options(reconnect_max_s: float = DEFAULT_INTERVAL_S) -> list[tuple[s
     return [
         ("grpc.service_config", SERVICE_CONFIG),
         ("grpc.lb_policy_name", "round_robin"),
+        # Retries are on by default in grpcio; said here so the retryPolicy above holds.
+        ("grpc.enable_retries", 1),
         ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
         ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
         ("grpc.keepalive_permit_without_calls", 0),

@@ -181,6 +181,27 @@ DEFAULT_MAX_TOKENS = Setting(
     reader=as_int,
     minimum=1,
 )
+# 0 disables the cap. gRPC adds +-10% jitter so the gateway's connections do not all
+# close at once; a closed one makes the gateway's channel re-resolve and reconnect, so
+# it spreads over replicas added since.
+MAX_CONNECTION_AGE = Setting(
+    "INFERENCE_MAX_CONNECTION_AGE",
+    "--max-connection-age",
+    "seconds before the server asks a client connection to close, so clients re-resolve"
+    " and spread over new replicas; 0 means never",
+    default=300.0,
+    reader=as_float,
+    minimum=0,
+)
+# Long enough for a Pro answer to finish on a connection that is being retired.
+MAX_CONNECTION_AGE_GRACE = Setting(
+    "INFERENCE_MAX_CONNECTION_AGE_GRACE",
+    "--max-connection-age-grace",
+    "seconds running streams may finish on a connection past its age",
+    default=120.0,
+    reader=as_float,
+    minimum=0,
+)
 SHUTDOWN_GRACE = shutdown_grace("INFERENCE_SHUTDOWN_GRACE")
 SHUTDOWN_DELAY = shutdown_delay("INFERENCE_SHUTDOWN_DELAY")
 # Probes: how often, how long each may take (never longer than the interval, so a
@@ -262,6 +283,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     BEDROCK_CONNECT_TIMEOUT,
     BEDROCK_MAX_ATTEMPTS,
     DEFAULT_MAX_TOKENS,
+    MAX_CONNECTION_AGE,
+    MAX_CONNECTION_AGE_GRACE,
     SHUTDOWN_GRACE,
     SHUTDOWN_DELAY,
     PROBE_INTERVAL,
@@ -299,6 +322,8 @@ class Settings:
     bedrock_connect_timeout_s: float = BEDROCK_CONNECT_TIMEOUT.default
     bedrock_max_attempts: int | None = BEDROCK_MAX_ATTEMPTS.default
     default_max_tokens: int = DEFAULT_MAX_TOKENS.default
+    max_connection_age_s: float = MAX_CONNECTION_AGE.default
+    max_connection_age_grace_s: float = MAX_CONNECTION_AGE_GRACE.default
     shutdown_grace_s: float = SHUTDOWN_GRACE.default
     shutdown_delay_s: float = SHUTDOWN_DELAY.default
     health_interval_s: float = PROBE_INTERVAL.default
@@ -349,6 +374,8 @@ def load(env: Mapping[str, str]) -> Settings:
         bedrock_connect_timeout_s=BEDROCK_CONNECT_TIMEOUT.read(env),
         bedrock_max_attempts=BEDROCK_MAX_ATTEMPTS.read(env),
         default_max_tokens=DEFAULT_MAX_TOKENS.read(env),
+        max_connection_age_s=MAX_CONNECTION_AGE.read(env),
+        max_connection_age_grace_s=MAX_CONNECTION_AGE_GRACE.read(env),
         shutdown_grace_s=SHUTDOWN_GRACE.read(env),
         shutdown_delay_s=SHUTDOWN_DELAY.read(env),
         health_interval_s=interval,

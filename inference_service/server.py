@@ -78,6 +78,10 @@ async def start(
             reuse_port=reuse_port,
             pending_calls=settings.max_streams + _PENDING_HEADROOM,
             max_message_bytes=settings.max_message_bytes,
+            max_connection_age=(
+                settings.max_connection_age_s,
+                settings.max_connection_age_grace_s,
+            ),
         ),
         health.servicer,
         (_SERVICE_NAME,),

@@ -27,7 +27,11 @@ _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
 def common_server_options(
-    *, reuse_port: bool, pending_calls: int, max_message_bytes: int | None = None
+    *,
+    reuse_port: bool,
+    pending_calls: int,
+    max_message_bytes: int | None = None,
+    max_connection_age: tuple[float, float] | None = None,
 ) -> list[tuple[str, int]]:
     """SO_REUSEPORT only for workers sharing a port, and a pending-call queue sized to the load.
 
@@ -46,6 +50,9 @@ def common_server_options(
     `max_message_bytes` (the service's *_MAX_MESSAGE_BYTES) sets gRPC's receive and
     send limits to dualnova.server.conversation.transport_message_limit of it: the
     handler refuses what lies between with a message naming the setting.
+
+    `max_connection_age` (seconds, grace seconds; the service's *_MAX_CONNECTION_AGE and
+    its _GRACE) makes clients reconnect and rebalance; None or an age of 0: no cap.
     """
     options = [
         ("grpc.so_reuseport", int(reuse_port)),
@@ -57,6 +64,12 @@ def common_server_options(
         options += [
             ("grpc.max_receive_message_length", transport),
             ("grpc.max_send_message_length", transport),
+        ]
+    if max_connection_age is not None and max_connection_age[0] > 0:
+        age_s, grace_s = max_connection_age
+        options += [
+            ("grpc.max_connection_age_ms", int(age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(grace_s * 1000)),
         ]
     return options
 

@@ -1,5 +1,8 @@
 """`dualnova up`: the emulator, the inference service and the gateway on this machine.
 
+`--replicas N` runs N inference services (each on a port of its own) behind the one
+gateway, which balances over them round robin.
+
 The processes are dualnova.dev.stack's (the launcher tests and the demo use), so
 what runs here is what was tested. Runs until Ctrl-C or SIGTERM, then stops
 all three in reverse order; exit 0 when each stopped cleanly.
@@ -62,6 +65,14 @@ def add_parser(subparsers: Any) -> None:
         help="Bedrock emulator port (default: any free one)",
     )
     parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=1,
+        metavar="N",
+        help="inference service replicas behind the one gateway, the first on"
+        " --inference-port and the others on free ports (default 1)",
+    )
+    parser.add_argument(
         "--log-dir",
         type=Path,
         metavar="DIR",
@@ -91,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
         inference_env=_shutdown_delay("INFERENCE_SHUTDOWN_DELAY"),
         gateway_env=_shutdown_delay("GATEWAY_SHUTDOWN_DELAY"),
+        replicas=args.replicas,
     )
     # SIGTERM stops us the way Ctrl-C does: as KeyboardInterrupt, wherever we are. SIGINT
     # too, explicitly: a shell starts background jobs with SIGINT ignored.
@@ -128,10 +140,11 @@ def _shutdown_delay(variable: str) -> dict[str, str]:
 
 def _announce(stack: Stack) -> None:
     gateway = stack.gateway.address
+    inference = "".join(f"  {replica.name:<19}{replica.address}\n" for replica in stack.replicas)
     print(
         "DualNova is up (Ctrl-C stops it):\n"
         f"  bedrock emulator   {stack.emulator.url}\n"
-        f"  inference service  {stack.inference.address}\n"
+        f"{inference}"
         f"  gateway            {gateway}\n"
         "Try:\n"
         f'  dualnova chat --gateway {gateway} "What is Amazon Bedrock?"',
@@ -143,7 +156,7 @@ def _watch(stack: Stack) -> int:
     """Wait for a signal (KeyboardInterrupt); 1 if a process exits on its own first."""
     parts: dict[str, EmulatorHandle | ServiceHandle] = {
         "bedrock emulator": stack.emulator,
-        "inference service": stack.inference,
+        **{replica.name: replica for replica in stack.replicas},
         "gateway": stack.gateway,
     }
     while True:
@@ -161,6 +174,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _port(value: str) -> int:
     if not value.isdigit() or int(value) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
+    return int(value)
+
+
+def _replicas(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of replicas 1-64, got {value!r}")
     return int(value)
 
 

@@ -251,7 +251,12 @@ class ServiceHandle:
 
 
 class Stack:
-    """Emulator, inference service and gateway, started in that order and stopped in reverse."""
+    """Emulator, inference service(s) and gateway, started in that order and stopped in reverse.
+
+    `replicas` inference services (each a process on a port of its own) stand behind the
+    one gateway, whose INFERENCE_TARGET then lists them all (an ipv4: target, balanced
+    round robin). `inference` is the first replica, `replicas` all of them.
+    """
 
     def __init__(
         self,
@@ -263,24 +268,32 @@ class Stack:
         log_dir: Path | None = None,
         inference_env: Mapping[str, str] | None = None,
         gateway_env: Mapping[str, str] | None = None,
+        replicas: int = 1,
     ) -> None:
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas}")
+
         def log(name: str) -> Path | None:
             return None if log_dir is None else log_dir / f"{name}.log"
 
         self.emulator = EmulatorHandle(port=emulator_port, pace=pace, log_path=log("emulator"))
-        self.inference = ServiceHandle(
-            "inference service",
-            "inference_service",
-            "INFERENCE_LISTEN",
-            {**self.emulator.aws_env(), **(inference_env or {})},
-            port=inference_port,
-            log_path=log("inference_service"),
-        )
+        self.replicas = [
+            ServiceHandle(
+                "inference service" if replicas == 1 else f"inference service {index}",
+                "inference_service",
+                "INFERENCE_LISTEN",
+                {**self.emulator.aws_env(), **(inference_env or {})},
+                port=inference_port if index == 0 else None,
+                log_path=log(_replica_name(replicas, index)),
+            )
+            for index in range(replicas)
+        ]
+        self.inference = self.replicas[0]
         self.gateway = ServiceHandle(
             "gateway",
             "gateway",
             "GATEWAY_LISTEN",
-            {"INFERENCE_TARGET": self.inference.address, **(gateway_env or {})},
+            {"INFERENCE_TARGET": inference_target(self.replicas), **(gateway_env or {})},
             port=gateway_port,
             log_path=log("gateway"),
         )
@@ -288,7 +301,12 @@ class Stack:
     def start(self) -> Stack:
         started: list[EmulatorHandle | ServiceHandle] = []
         try:
-            for part in (self.emulator, self.inference, self.gateway):
+            parts: list[EmulatorHandle | ServiceHandle] = [
+                self.emulator,
+                *self.replicas,
+                self.gateway,
+            ]
+            for part in parts:
                 part.start()
                 started.append(part)
         except BaseException:
@@ -298,15 +316,33 @@ class Stack:
         return self
 
     def stop(self) -> dict[str, int | None]:
-        """Stop gateway, inference service and emulator; returns each exit status."""
-        return {
-            "gateway": self.gateway.stop(),
-            "inference_service": self.inference.stop(),
-            "bedrock_emulator": self.emulator.stop(),
-        }
+        """Stop gateway, inference service(s) and emulator; returns each exit status."""
+        statuses = {"gateway": self.gateway.stop()}
+        for index, replica in enumerate(self.replicas):
+            statuses["inference_service" if index == 0 else _replica_name(2, index)] = (
+                replica.stop()
+            )
+        statuses["bedrock_emulator"] = self.emulator.stop()
+        return statuses
 
     def __enter__(self) -> Stack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _replica_name(replicas: int, index: int) -> str:
+    """inference_service alone, inference_service-<index> among several (logs, statuses)."""
+    return "inference_service" if replicas == 1 else f"inference_service-{index}"
+
+
+def inference_target(replicas: list[ServiceHandle]) -> str:
+    """The gateway's INFERENCE_TARGET: HOST:PORT for one replica, an ipv4: list for several.
+
+    gRPC's ipv4 resolver takes comma-separated addresses (ipv4:127.0.0.1:1,127.0.0.1:2);
+    the gateway's round_robin then spreads calls over them.
+    """
+    if len(replicas) == 1:
+        return replicas[0].address
+    return "ipv4:" + ",".join(replica.address for replica in replicas)

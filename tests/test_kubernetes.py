@@ -15,6 +15,7 @@ import re
 import shlex
 import stat
 import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -163,6 +164,19 @@ def test_every_manifest_is_valid_kubernetes(resource: str, document: dict[str, A
         kubernetes_validate.validate(document, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as error:
         pytest.fail(f"{resource}: {error.message} at {list(error.path)}")
+
+
+def test_the_kubernetes_validate_command_accepts_the_base() -> None:
+    """The command line the issue names, over every listed file (it reads them itself)."""
+    files = [str(BASE / r) for r in load_kustomization(BASE)["resources"]]
+    command = [str(Path(sys.executable).with_name("kubernetes-validate"))]
+    result = subprocess.run(
+        [*command, "--strict", "--quiet", "-k", K8S_VERSION, *files],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_strict_validation_rejects_an_unknown_field() -> None:

@@ -23,10 +23,12 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from processes import SERVICE_DEFAULTS
 from test_containers import known_variables
 
 from dualnova.cli import health as health_cli
 from dualnova.cli.main import build_parser
+from dualnova.dev.stack import ServiceHandle, free_port
 from gateway import config as gateway_config
 from gateway.health import GatewayHealth
 from inference_service import config as inference_config
@@ -318,6 +320,35 @@ def test_liveness_fails_only_when_the_server_does_not_answer(
     command = container(name)["livenessProbe"]["exec"]["command"]
     result = subprocess.run(command, env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, timeout=10)
     assert (result.returncode == 0) is alive
+
+
+def test_liveness_passes_on_a_gateway_whose_upstream_is_down_and_fails_once_it_is_gone(
+    tmp_path: Path,
+) -> None:
+    """The real probe command against a real gateway with no inference service behind it."""
+    handle = ServiceHandle(
+        "gateway",
+        "gateway",
+        gateway_config.LISTEN.variable,
+        {**SERVICE_DEFAULTS, gateway_config.INFERENCE_TARGET.variable: f"127.0.0.1:{free_port()}"},
+        log_path=tmp_path / "gateway.log",
+    )
+    command = container(GATEWAY)["livenessProbe"]["exec"]["command"]
+    address = liveness_argv(GATEWAY)[liveness_argv(GATEWAY).index("--addr") + 1]
+    probe = [*command[:2], command[2].replace(address, handle.address)]
+    path = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+
+    def run(argv: list[str]) -> int:
+        return subprocess.run(argv, env=path, capture_output=True, timeout=30).returncode
+
+    handle.start()
+    try:
+        readiness = [str(Path(sys.executable).with_name("dualnova")), "health"]
+        assert run([*readiness, "--addr", handle.address]) == health_cli.EXIT_UNHEALTHY
+        assert run(probe) == 0, "NOT_SERVING for want of the upstream must not restart the pod"
+    finally:
+        handle.stop()
+    assert run(probe) != 0, "a gateway that does not answer must fail liveness"
 
 
 @pytest.mark.parametrize("name", [INFERENCE, GATEWAY])

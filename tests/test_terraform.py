@@ -9,6 +9,9 @@ python-hcl2 keeps string literals quoted ('"IMMUTABLE"') and expressions as
 from __future__ import annotations
 
 import re
+import shlex
+import stat
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from dualnova.cli import health as health_cli
+from dualnova.cli.main import build_parser
 from gateway import config as gateway_config
 from inference_service import config as inference_config
 
@@ -302,6 +307,59 @@ def test_the_container_health_check_runs_dualnova_health_on_the_container_port()
     assert "healthCheck = {command = local.health_command" in one("aws_ecs_task_definition")[
         "container_definitions"
     ].replace("\n", " ")
+
+
+PORTS = {"inference": 50051, "gateway": 50052}
+
+
+def health_shell(component: str) -> str:
+    """The default (CMD-SHELL) container health check, with the component's port filled in."""
+    match = re.search(r'"CMD-SHELL", "((?:[^"\\]|\\.)*)"', locals_of(SERVICE_TF)["health_command"])
+    assert match
+    return match.group(1).replace("${var.container_port}", str(PORTS[component]))
+
+
+@pytest.mark.parametrize("component", sorted(PORTS))
+def test_the_health_check_is_a_dualnova_health_command_on_the_listen_port(component: str) -> None:
+    assert module_body(STACK_TF, component)["container_port"] == f"${{local.{component}_port}}"
+    assert locals_of(STACK_TF)[f"{component}_port"] == PORTS[component]
+    argv = shlex.split(health_shell(component).split(";", 1)[0])
+    assert argv[:2] == ["dualnova", "health"]
+    args = build_parser().parse_args(argv[1:])
+    assert args.addr == f"127.0.0.1:{PORTS[component]}"
+    # Connect, then the RPC, each within --timeout: ECS's timeout must cover both.
+    timeout = re.search(
+        r"healthCheck = \{[^}]*timeout = (\d+)",
+        one("aws_ecs_task_definition")["container_definitions"],
+    )
+    assert timeout and int(timeout.group(1)) > 2 * args.timeout
+
+
+@pytest.mark.parametrize(
+    ("status", "healthy"),
+    [
+        (health_cli.EXIT_SERVING, True),
+        # NOT_SERVING: Bedrock (or the inference service) is down, but the process answers;
+        # replacing the task would not bring Bedrock back.
+        (health_cli.EXIT_UNHEALTHY, True),
+        (health_cli.EXIT_CONNECTION_FAILED, False),
+        (health_cli.EXIT_RPC_FAILED, False),
+        (health_cli.EXIT_USAGE, False),
+    ],
+)
+def test_the_health_check_fails_only_when_the_server_does_not_answer(
+    status: int, healthy: bool, tmp_path: Path
+) -> None:
+    """The check's shell, run with a `dualnova` that exits with each of health's statuses."""
+    fake = tmp_path / "dualnova"
+    fake.write_text(f"#!/bin/sh\nexit {status}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    result = subprocess.run(
+        ["/bin/sh", "-c", health_shell("inference")],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+        timeout=10,
+    )
+    assert (result.returncode == 0) is healthy
 
 
 def drain(config: Any) -> float:

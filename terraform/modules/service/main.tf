@@ -52,8 +52,9 @@ resource "aws_ecs_task_definition" "this" {
       environment = [for k in sort(keys(var.environment)) : { name = k, value = var.environment[k] }]
       healthCheck = {
         command     = local.health_command
-        interval    = 10
-        timeout     = 5
+        interval    = 15
+        # dualnova health may take --timeout to connect and again for the RPC.
+        timeout     = 10
         retries     = 3
         startPeriod = 30
       }

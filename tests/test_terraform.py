@@ -466,6 +466,48 @@ def test_every_container_variable_is_a_declared_setting_or_standard(local: str, 
     assert not {name for name in names if "TOKEN" in name or "_KEY" in name}
 
 
+def environment_values(local: str) -> dict[str, str]:
+    """The first map of the merge (what every deployment sets), with the stack's defaults."""
+    stack_vars = variables(MODULES / "dualnova" / "variables.tf")
+    ports = {
+        "local.inference_port": str(PORTS["inference"]),
+        "local.gateway_port": str(PORTS["gateway"]),
+    }
+
+    def value(expression: str) -> str:
+        if expression.startswith('"'):
+            text = unquote(expression)
+            for reference, port in ports.items():
+                text = text.replace(f"${{{reference}}}", port)
+            assert "${" not in text, expression
+            return text
+        inner = re.fullmatch(r"(?:tostring\()?var\.([a-z_]+)(?:\.([a-z_]+))?\)?", expression)
+        assert inner, expression
+        found = stack_vars[inner.group(1)].get("default")
+        if inner.group(2):
+            found = {"workers": 1}[inner.group(2)] if isinstance(found, dict) else found
+        if found is None:  # region: required, so any valid one
+            return "us-east-1"
+        return str(unquote(found))
+
+    first = locals_of(STACK_TF)[local].split("merge({", 1)[1].split("}, ", 1)[0]
+    pairs = re.findall(r'([A-Z][A-Z0-9_]+) = ("[^"]*"|[a-z_.()]+)', first)
+    assert pairs
+    return {name: value(expression) for name, expression in pairs}
+
+
+@pytest.mark.parametrize(
+    ("local", "config"),
+    [("inference_environment", inference_config), ("gateway_environment", gateway_config)],
+    ids=["inference", "gateway"],
+)
+def test_the_container_environment_passes_the_services_own_validation(local: str, config) -> None:
+    env = environment_values(local)
+    settings = config.load(env)
+    assert settings.listen == env[f"{local.split('_')[0].upper()}_LISTEN"]
+    assert settings.listen.startswith("0.0.0.0:")
+
+
 # --- terraform/README.md ----------------------------------------------------
 
 

@@ -398,15 +398,21 @@ def test_cpu_autoscaling() -> None:
     assert unquote(metric["predefined_metric_type"]) == "ECSServiceAverageCPUUtilization"
 
 
-def test_the_gateway_reaches_inference_replicas_by_service_connect_name() -> None:
-    (connect,) = one("aws_ecs_service")["service_connect_configuration"]
-    assert connect["enabled"] is True
+def test_the_gateway_resolves_every_inference_task_by_name() -> None:
+    # Cloud Map: one A record per task, so the gateway's round robin sees every replica.
+    discovery = one("aws_service_discovery_service")
+    (dns,) = discovery["dns_config"]
+    assert unquote(dns["routing_policy"]) == "MULTIVALUE"
+    (record,) = dns["dns_records"]
+    assert unquote(record["type"]) == "A" and record["ttl"] <= 60
+    dynamic = {unquote(k): v for d in one("aws_ecs_service")["dynamic"] for k, v in d.items()}
+    assert dynamic["service_registries"]["for_each"] == "${aws_service_discovery_service.this}"
+    assert one("aws_service_discovery_private_dns_namespace")["vpc"] == "${var.vpc_id}"
     inference = module_body(STACK_TF, "inference")
     assert unquote(inference["discovery_name"]) == "inference"
-    assert (
-        'INFERENCE_TARGET = "dns:///inference:${local.inference_port}"'
-        in (locals_of(STACK_TF)["gateway_environment"])
-    )
+    assert module_body(STACK_TF, "gateway")["discovery_name"] is None
+    target = 'INFERENCE_TARGET = "dns:///inference.${var.service_discovery_namespace}:${local.inference_port}"'
+    assert target in locals_of(STACK_TF)["gateway_environment"]
     assert locals_of(STACK_TF)["inference_port"] == 50051
     assert inference["allowed_security_group_ids"] == ["${module.gateway.security_group_id}"]
 
@@ -479,6 +485,8 @@ def environment_values(local: str) -> dict[str, str]:
             text = unquote(expression)
             for reference, port in ports.items():
                 text = text.replace(f"${{{reference}}}", port)
+            for name in re.findall(r"\$\{var\.([a-z_]+)\}", text):
+                text = text.replace(f"${{var.{name}}}", unquote(stack_vars[name]["default"]))
             assert "${" not in text, expression
             return text
         inner = re.fullmatch(r"(?:tostring\()?var\.([a-z_]+)(?:\.([a-z_]+))?\)?", expression)

@@ -64,9 +64,9 @@ locals {
       # The ALB terminates TLS (HTTPS listener, ACM certificate) and only its
       # security group reaches this port.
       DUALNOVA_ALLOW_PLAINTEXT = "true"
-      # Service Connect's name for the inference service; its proxy in this
-      # task balances every call over the healthy inference replicas.
-      INFERENCE_TARGET       = "dns:///inference:${local.inference_port}"
+      # One A record per inference task (Cloud Map): the gateway's channel
+      # resolves them all and balances round robin over the SERVING ones.
+      INFERENCE_TARGET       = "dns:///inference.${var.service_discovery_namespace}:${local.inference_port}"
       GATEWAY_SHUTDOWN_DELAY = tostring(var.gateway_shutdown_delay)
       GATEWAY_SHUTDOWN_GRACE = tostring(var.gateway_shutdown_grace)
       GATEWAY_WORKERS        = tostring(var.gateway.workers)
@@ -107,7 +107,8 @@ module "iam" {
 module "cluster" {
   source    = "../ecs_cluster"
   name      = var.name
-  namespace = var.service_connect_namespace
+  namespace = var.service_discovery_namespace
+  vpc_id    = var.vpc_id
   tags      = var.tags
 }
 
@@ -147,7 +148,7 @@ module "gateway" {
   region                     = var.region
   cluster_arn                = module.cluster.cluster_arn
   cluster_name               = module.cluster.cluster_name
-  namespace_arn              = module.cluster.namespace_arn
+  namespace_id               = module.cluster.namespace_id
   discovery_name             = null
   vpc_id                     = var.vpc_id
   vpc_cidr                   = var.vpc_cidr
@@ -179,7 +180,7 @@ module "inference" {
   region                     = var.region
   cluster_arn                = module.cluster.cluster_arn
   cluster_name               = module.cluster.cluster_name
-  namespace_arn              = module.cluster.namespace_arn
+  namespace_id               = module.cluster.namespace_id
   discovery_name             = "inference"
   vpc_id                     = var.vpc_id
   vpc_cidr                   = var.vpc_cidr

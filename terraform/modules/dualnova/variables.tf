@@ -102,13 +102,13 @@ variable "deletion_protection" {
   default     = true
 }
 
-variable "service_connect_namespace" {
-  description = "Service Connect namespace; the gateway reaches the inference service as inference:50051 in it."
+variable "service_discovery_namespace" {
+  description = "Cloud Map private DNS namespace; the gateway reaches the inference tasks as inference.<namespace>:50051."
   type        = string
   default     = "dualnova.internal"
   validation {
-    condition     = can(regex("^[a-z0-9][a-z0-9.-]{0,1023}$", var.service_connect_namespace))
-    error_message = "service_connect_namespace must be lowercase letters, digits, dots and dashes."
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{0,1023}$", var.service_discovery_namespace))
+    error_message = "service_discovery_namespace must be lowercase letters, digits, dots and dashes."
   }
 }
 

@@ -6,19 +6,19 @@ resource "aws_ecs_cluster" "this" {
     value = "enabled"
   }
 
-  # Service Connect: services in this namespace reach each other by name
-  # (the gateway calls inference:50051) through the Envoy proxy ECS injects,
-  # which balances every request over the healthy replicas.
-  service_connect_defaults {
-    namespace = aws_service_discovery_http_namespace.this.arn
-  }
-
   tags = var.tags
 }
 
-resource "aws_service_discovery_http_namespace" "this" {
+# Cloud Map private DNS: each inference task is an A record under
+# inference.<namespace>, so the gateway's dns:/// target resolves every replica
+# and its own round robin and per-replica health checks balance over them (as
+# with a headless Service on Kubernetes). Service Connect would hide the
+# replicas behind one proxy address, and the gateway's health watch on that one
+# address would follow whichever replica answered it.
+resource "aws_service_discovery_private_dns_namespace" "this" {
   name        = var.namespace
-  description = "Service Connect namespace of ${var.name}"
+  description = "Service discovery of ${var.name}"
+  vpc         = var.vpc_id
   tags        = var.tags
 }
 

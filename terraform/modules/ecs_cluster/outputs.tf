@@ -8,7 +8,12 @@ output "cluster_name" {
   value       = aws_ecs_cluster.this.name
 }
 
-output "namespace_arn" {
-  description = "ARN of the Service Connect namespace."
-  value       = aws_service_discovery_http_namespace.this.arn
+output "namespace_id" {
+  description = "Id of the Cloud Map private DNS namespace."
+  value       = aws_service_discovery_private_dns_namespace.this.id
+}
+
+output "namespace_name" {
+  description = "Name of the private DNS namespace."
+  value       = aws_service_discovery_private_dns_namespace.this.name
 }

@@ -8,11 +8,20 @@ variable "name" {
 }
 
 variable "namespace" {
-  description = "Service Connect (Cloud Map HTTP) namespace, e.g. dualnova.internal."
+  description = "Cloud Map private DNS namespace, e.g. dualnova.internal; the inference service is inference.<namespace>."
   type        = string
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9.-]{0,1023}$", var.namespace))
     error_message = "namespace must be lowercase letters, digits, dots and dashes."
+  }
+}
+
+variable "vpc_id" {
+  description = "VPC the private DNS namespace answers in."
+  type        = string
+  validation {
+    condition     = can(regex("^vpc-[0-9a-f]+$", var.vpc_id))
+    error_message = "vpc_id must look like vpc-0123abcd."
   }
 }
 

@@ -1,5 +1,5 @@
 # One DualNova component (the inference service or the gateway) on Fargate:
-# task definition, service (private subnets, Service Connect, circuit breaker),
+# task definition, service (private subnets, Cloud Map DNS, circuit breaker),
 # its security group and CPU autoscaling. The same module runs both.
 
 locals {
@@ -149,34 +149,13 @@ resource "aws_ecs_service" "this" {
     assign_public_ip = false
   }
 
-  service_connect_configuration {
-    enabled   = true
-    namespace = var.namespace_arn
-
-    dynamic "service" {
-      for_each = var.discovery_name == null ? [] : [var.discovery_name]
-      content {
-        port_name      = local.port_name
-        discovery_name = service.value
-        client_alias {
-          dns_name = service.value
-          port     = var.container_port
-        }
-        # Long streams: no idle cut while a Nova answer is still coming.
-        timeout {
-          idle_timeout_seconds        = 3600
-          per_request_timeout_seconds = 0
-        }
-      }
-    }
-
-    log_configuration {
-      log_driver = "awslogs"
-      options = {
-        awslogs-group         = var.log_group_name
-        awslogs-region        = var.region
-        awslogs-stream-prefix = "${var.component}-service-connect"
-      }
+  # Each task registers its IP under <discovery_name>.<namespace> (Cloud Map):
+  # ECS adds it once the task is running and healthy and removes it when the
+  # task starts stopping, before SIGTERM.
+  dynamic "service_registries" {
+    for_each = aws_service_discovery_service.this
+    content {
+      registry_arn = service_registries.value.arn
     }
   }
 
@@ -192,6 +171,27 @@ resource "aws_ecs_service" "this" {
   lifecycle {
     # Autoscaling owns the count after the first apply.
     ignore_changes = [desired_count]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_service_discovery_service" "this" {
+  for_each = var.discovery_name == null ? toset([]) : toset([var.discovery_name])
+  name     = each.value
+
+  dns_config {
+    namespace_id   = var.namespace_id
+    routing_policy = "MULTIVALUE"
+    dns_records {
+      type = "A"
+      # Short, so a re-resolving gateway sees new and removed tasks soon.
+      ttl = 10
+    }
+  }
+
+  health_check_custom_config {
+    failure_threshold = 1
   }
 
   tags = var.tags

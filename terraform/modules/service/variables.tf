@@ -123,7 +123,7 @@ variable "task_role_arn" {
 }
 
 variable "log_group_name" {
-  description = "CloudWatch log group of the container and its Service Connect proxy."
+  description = "CloudWatch log group of the container."
   type        = string
 }
 
@@ -146,13 +146,13 @@ variable "cluster_name" {
   type        = string
 }
 
-variable "namespace_arn" {
-  description = "Service Connect namespace ARN."
+variable "namespace_id" {
+  description = "Cloud Map private DNS namespace id the service registers in (with discovery_name)."
   type        = string
 }
 
 variable "discovery_name" {
-  description = "Service Connect name other services reach this one by (e.g. inference); null: a client only."
+  description = "DNS name, under the namespace, other services reach this one by (e.g. inference: one A record per task); null: not registered."
   type        = string
   default     = null
   validation {

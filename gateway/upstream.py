@@ -14,7 +14,10 @@ The health follower lives here too: one Watch stream per inference health
 name the gateway depends on ("", model/micro, model/pro) on the first channel,
 re-opened with jittered exponential backoff (capped at the health interval)
 after the stream breaks or the server ends it while draining. While a stream
-is down its name counts as NOT_SERVING. The channel's own reconnect backoff is
+is down its name counts as NOT_SERVING. A stream that was SERVING and then
+breaks or reports NOT_SERVING is first re-opened once at once: with several
+replicas it lands on another one, so one replica's restart is not reported as
+the inference service's outage. The channel's own reconnect backoff is
 capped at the same interval (gRPC's default grows to two minutes), so both
 calls and health recover soon after the inference service is back.
 
@@ -188,17 +191,23 @@ class HealthFollower:
 
     async def _follow(self, name: str) -> None:
         backoff = Backoff(FIRST_RETRY_S, self._max_backoff_s)
+        # A loss seen while SERVING and not yet reported: it is looked at once more first.
+        unconfirmed: str | None = None
         while True:
             call = self._stub.Watch(health_pb2.HealthCheckRequest(service=name))
+            reason = ""
             try:
                 async for response in call:
-                    backoff.reset()
                     serving = response.status == health_pb2.HealthCheckResponse.SERVING
                     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-                    await self._update(
-                        name, serving, f"the inference service reports {name!r} {status}"
-                    )
-                reason = "the inference service ended the health stream"
+                    reason = f"the inference service reports {name!r} {status}"
+                    if not serving and self._serving[name] and unconfirmed is None:
+                        break
+                    unconfirmed = None
+                    backoff.reset()
+                    await self._update(name, serving, reason)
+                else:
+                    reason = "the inference service ended the health stream"
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                     # The health spec: do not retry. The names stay NOT_SERVING.
@@ -212,7 +221,15 @@ class HealthFollower:
                 reason = f"inference service unreachable ({error.code().name})"
             finally:
                 call.cancel()
-            await self._update(name, False, reason)
+            if self._serving[name] and unconfirmed is None:
+                # SERVING until now, and the one replica this stream was on broke it or
+                # reports NOT_SERVING (it is draining). Look again at once, on a fresh pick
+                # that client-side health checking steers to a SERVING replica if any,
+                # before reporting the loss: one replica of several restarting is no outage.
+                unconfirmed = reason
+                continue
+            await self._update(name, False, unconfirmed or reason)
+            unconfirmed = None
             await asyncio.sleep(backoff.next())
 
     async def _update(self, name: str, serving: bool, reason: str) -> None:

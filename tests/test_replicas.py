@@ -249,8 +249,31 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
                 await asyncio.sleep(0.2)
             return await running, [c for batch in after for c in await batch], killed
 
-        before, after, killed = asyncio.run(scenario())
-        assert gateway_status(address) == health_pb2.HealthCheckResponse.SERVING
+        async def watched() -> tuple[list[Call], list[Call], float, list[int]]:
+            # The gateway's "" every 50 ms from before the kill until the calls end.
+            statuses: list[int] = []
+            done = asyncio.Event()
+
+            async def poll() -> None:
+                async with grpc.aio.insecure_channel(address) as channel:
+                    health = health_pb2_grpc.HealthStub(channel)
+                    while not done.is_set():
+                        reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                        statuses.append(reply.status)
+                        await asyncio.sleep(0.05)
+
+            poller = asyncio.ensure_future(poll())
+            try:
+                before, after, killed = await scenario()
+            finally:
+                done.set()
+                await poller
+            return before, after, killed, statuses
+
+        before, after, killed, statuses = asyncio.run(watched())
+        serving = health_pb2.HealthCheckResponse.SERVING
+        assert len(statuses) > 20 and set(statuses) == {serving}, statuses
+        assert gateway_status(address) == serving
     finally:
         stack.emulator.set_pace(0.05)
         if not victim.running:
@@ -266,7 +289,7 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
         for route, seen in call.routes.items()
         if seen.error is not None
     ]
-    print(f"{len(failed)} of {2 * len(before)} routes failed; {len(after)} DualChats after the kill")
+    print(f"{len(failed)} of {2 * len(before)} routes failed; {len(after)} DualChats after")
     assert failed, "no stream failed: the killed replica served none of them"
     for _call, route, seen in failed:
         assert seen.error.code == "UNAVAILABLE", (route, seen.error)

@@ -1,9 +1,10 @@
 """Three inference replicas behind one gateway: spread, rolling SIGTERM restarts, a SIGKILL.
 
 Real processes (dualnova.dev.stack with replicas=3, what `dualnova up --replicas 3`
-runs): the gateway's INFERENCE_TARGET is an ipv4: list of the three, balanced
-round robin, with gRPC's retry policy for calls refused before any response
-and client-side health checking (gateway.upstream.SERVICE_CONFIG). Which
+runs, and `dualnova up --replicas 2` itself once): the gateway's INFERENCE_TARGET
+is an ipv4: list of the three, balanced round robin, with gRPC's retry policy
+for calls refused before any response and client-side health checking
+(gateway.upstream.SERVICE_CONFIG). Which
 replica served a route is read from its per-call log line ("chat finished",
 with the Bedrock request id the route's start event carries). Short drain
 delays and a fast emulator keep the module well under a minute.
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,13 +26,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from gateway_client import route_converse_request
+from gateway_client import ask, route_converse_request
+from gateway_client import dual_chat as one_dual_chat
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import Stack
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.server.grpc_server import common_server_options
+from inference_service import config
 
 REPLICAS = 3
 MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
@@ -305,3 +313,61 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
     found = [problem for call in after for problem in wrong(call)]
     assert not found, found
     assert min(call.started for call in after) - killed < 1.0
+
+
+def test_the_inference_server_caps_connection_age() -> None:
+    settings = config.load(
+        {"INFERENCE_MAX_CONNECTION_AGE": "30", "INFERENCE_MAX_CONNECTION_AGE_GRACE": "5"}
+    )
+    options = dict(
+        common_server_options(
+            reuse_port=False,
+            pending_calls=1,
+            max_connection_age=(
+                settings.max_connection_age_s,
+                settings.max_connection_age_grace_s,
+            ),
+        )
+    )
+    assert options["grpc.max_connection_age_ms"] == 30_000
+    assert options["grpc.max_connection_age_grace_ms"] == 5_000
+    never = dict(
+        common_server_options(reuse_port=False, pending_calls=1, max_connection_age=(0, 5))
+    )
+    assert "grpc.max_connection_age_ms" not in never
+    assert config.Settings().max_connection_age_s == 300.0
+
+
+@pytest.mark.timeout(60)
+def test_up_runs_replicas_behind_one_gateway(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dualnova.cli.main", "up", "--pace", "0", "--replicas", "2"]
+        + ["--gateway-port", "0", "--inference-port", "0", "--log-dir", str(tmp_path)],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **SERVICE_DEFAULTS, "PYTHONPATH": str(root)},
+    )
+    try:
+        banner = []
+        assert up.stdout is not None
+        for line in up.stdout:
+            banner.append(line)
+            if "dualnova chat --gateway" in line:
+                break
+        text = "".join(banner)
+        assert "inference service 0" in text and "inference service 1" in text, text
+        gateway = text.split("dualnova chat --gateway ")[1].split()[0]
+        for index in range(4):
+            result = one_dual_chat(gateway, ask(f"replica question {index}"))
+            assert all(route.error is None for route in result.routes.values())
+        served = [served_by(tmp_path / f"inference_service-{index}.log") for index in range(2)]
+        assert all(served), f"Chats per replica: {[len(ids) for ids in served]}"
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()

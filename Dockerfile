@@ -22,9 +22,10 @@ WORKDIR /src
 
 # Dependencies first, read from pyproject.toml (runtime only, never the dev
 # extra), so editing the code does not rebuild them.
-COPY pyproject.toml README.md ./
+# Pinned by constraints.txt, so a rebuild months later gets the versions that were tested.
+COPY pyproject.toml README.md constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && pip wheel --wheel-dir /wheels --requirement requirements.txt
+ && pip wheel --wheel-dir /wheels --requirement requirements.txt --constraint constraints.txt
 
 COPY dualnova ./dualnova
 COPY inference_service ./inference_service

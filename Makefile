@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: demo test lint protos bench bench-quick up clean
+.PHONY: demo test lint protos bench bench-quick up clean constraints
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ endif
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
+
+# Re-pin the image's runtime dependencies (constraints.txt) from a fresh install of the project.
+constraints:
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/pip install --quiet --disable-pip-version-check .
+	{ sed -n '1,3p' constraints.txt; build/constraints-venv/bin/pip freeze --exclude dualnova; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/constraints-venv
 
 # Regenerate the committed Python stubs after editing protos/.
 protos: $(VENV)/.installed

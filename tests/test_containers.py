@@ -673,3 +673,20 @@ def test_the_dockerfile_parser_reads_continuations_and_comments() -> None:
     assert not dockerignore_excludes("README.md", ["*", "!README.md"])
     assert dockerignore_excludes("a/b/c.pyc", ["**/*.pyc"])
     assert duration_s("1m30s") == 90 and duration_s("500ms") == 0.5
+
+
+def test_the_image_builds_its_dependencies_from_the_pinned_constraints(
+    dockerfile: list[tuple[str, str]],
+) -> None:
+    runs = " ".join(rest for keyword, rest in dockerfile if keyword == "RUN")
+    assert "--constraint constraints.txt" in runs
+    assert "constraints.txt" in copy_sources(dockerfile)
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    for requirement in pyproject()["project"]["dependencies"]:
+        name = re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0]
+        assert re.sub(r"[-_.]+", "-", name).lower() in pins, f"{name} is not pinned"

@@ -35,6 +35,8 @@ from dualnova.server.settings import (
     as_int,
     flags_of,
     listen,
+    max_connection_age,
+    max_connection_age_grace,
     shutdown_delay,
     shutdown_grace,
 )
@@ -139,25 +141,8 @@ INFERENCE_TARGET = Setting(
     default="127.0.0.1:50051",
     reader=_as_target,
 )
-# 0 disables the cap. gRPC adds +-10% jitter so replicas do not all reconnect at once.
-MAX_CONNECTION_AGE = Setting(
-    "GATEWAY_MAX_CONNECTION_AGE",
-    "--max-connection-age",
-    "seconds before the server asks a client connection to close, so clients reconnect"
-    " and spread over replicas; 0 means never",
-    default=300.0,
-    reader=as_float,
-    minimum=0,
-)
-# Long enough for a Pro answer to finish on a connection that is being retired.
-MAX_CONNECTION_AGE_GRACE = Setting(
-    "GATEWAY_MAX_CONNECTION_AGE_GRACE",
-    "--max-connection-age-grace",
-    "seconds running streams may finish on a connection past its age",
-    default=120.0,
-    reader=as_float,
-    minimum=0,
-)
+MAX_CONNECTION_AGE = max_connection_age("GATEWAY_MAX_CONNECTION_AGE")
+MAX_CONNECTION_AGE_GRACE = max_connection_age_grace("GATEWAY_MAX_CONNECTION_AGE_GRACE")
 SHUTDOWN_GRACE = shutdown_grace("GATEWAY_SHUTDOWN_GRACE")
 SHUTDOWN_DELAY = shutdown_delay("GATEWAY_SHUTDOWN_DELAY")
 # Caps the health follower's retry backoff and the channel's reconnect backoff.

@@ -50,13 +50,12 @@ def server_options(settings: Settings, *, reuse_port: bool = False) -> list[tupl
             reuse_port=reuse_port,
             pending_calls=PENDING_CALLS,
             max_message_bytes=settings.max_message_bytes,
+            max_connection_age=(
+                settings.max_connection_age_s,
+                settings.max_connection_age_grace_s,
+            ),
         ),
     ]
-    if settings.max_connection_age_s > 0:
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
-        ]
     return options
 
 

@@ -30,6 +30,8 @@ from dualnova.server.settings import (
     as_int,
     flags_of,
     listen,
+    max_connection_age,
+    max_connection_age_grace,
     read_int,
     read_optional_str,
     read_str,
@@ -181,27 +183,8 @@ DEFAULT_MAX_TOKENS = Setting(
     reader=as_int,
     minimum=1,
 )
-# 0 disables the cap. gRPC adds +-10% jitter so the gateway's connections do not all
-# close at once; a closed one makes the gateway's channel re-resolve and reconnect, so
-# it spreads over replicas added since.
-MAX_CONNECTION_AGE = Setting(
-    "INFERENCE_MAX_CONNECTION_AGE",
-    "--max-connection-age",
-    "seconds before the server asks a client connection to close, so clients re-resolve"
-    " and spread over new replicas; 0 means never",
-    default=300.0,
-    reader=as_float,
-    minimum=0,
-)
-# Long enough for a Pro answer to finish on a connection that is being retired.
-MAX_CONNECTION_AGE_GRACE = Setting(
-    "INFERENCE_MAX_CONNECTION_AGE_GRACE",
-    "--max-connection-age-grace",
-    "seconds running streams may finish on a connection past its age",
-    default=120.0,
-    reader=as_float,
-    minimum=0,
-)
+MAX_CONNECTION_AGE = max_connection_age("INFERENCE_MAX_CONNECTION_AGE")
+MAX_CONNECTION_AGE_GRACE = max_connection_age_grace("INFERENCE_MAX_CONNECTION_AGE_GRACE")
 SHUTDOWN_GRACE = shutdown_grace("INFERENCE_SHUTDOWN_GRACE")
 SHUTDOWN_DELAY = shutdown_delay("INFERENCE_SHUTDOWN_DELAY")
 # Probes: how often, how long each may take (never longer than the interval, so a

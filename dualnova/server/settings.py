@@ -264,6 +264,26 @@ def shutdown_delay(variable: str) -> Setting[float]:
     return Setting(variable, "--shutdown-delay", meaning, 2.0, as_float, minimum=0, maximum=3600)
 
 
+def max_connection_age(variable: str) -> Setting[float]:
+    """How long a client connection may live before the server asks it to close.
+
+    0 disables the cap. gRPC adds +-10% jitter so connections do not all close at
+    once; a closed one makes the client re-resolve and reconnect, so it spreads
+    over replicas added since.
+    """
+    meaning = (
+        "seconds before the server asks a client connection to close, so clients re-resolve"
+        " and spread over replicas; 0 means never"
+    )
+    return Setting(variable, "--max-connection-age", meaning, 300.0, as_float, minimum=0)
+
+
+def max_connection_age_grace(variable: str) -> Setting[float]:
+    """Long enough for a Pro answer to finish on a connection that is being retired."""
+    meaning = "seconds running streams may finish on a connection past its age"
+    return Setting(variable, "--max-connection-age-grace", meaning, 120.0, as_float, minimum=0)
+
+
 # Both services probe (or follow) their dependencies this often; each describes what
 # the interval bounds there. Declared here, not in health_service, so a config module
 # can read it without importing grpc: a worker supervisor reads the whole configuration

@@ -7,6 +7,7 @@ CloudWatch tests.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,3 +97,58 @@ def route_converse_request(
     if system:
         request["system"] = [{"text": text} for text in system]
     return request
+
+
+# ---- many DualChats at once: grpc.aio -------------------------------------------
+
+
+@dataclass
+class RouteSeen:
+    """One route of an async DualChat as its caller read it."""
+
+    kinds: list[str] = field(default_factory=list)  # every event's kind, in order
+    text: str = ""
+    request_id: str = ""
+    usage: chat_pb2.Usage | None = None
+    error: gateway_pb2.RouteError | None = None
+
+
+@dataclass
+class DualChatSeen:
+    """One async DualChat read to its end (load and replica tests run hundreds at once)."""
+
+    question: str
+    started: float  # time.monotonic() when the call began
+    routes: dict[str, RouteSeen] = field(default_factory=dict)
+    summaries: int = 0
+    summary_last: bool = False
+    status: str = "OK"  # the RPC's own status name
+
+
+async def read_dual_chat(
+    stub: gateway_pb2_grpc.GatewayStub, text: str, timeout: float
+) -> DualChatSeen:
+    """Ask `text` on a grpc.aio stub and record every event; the RPC's failure as its status."""
+    seen = DualChatSeen(text, started=time.monotonic())
+    request = gateway_pb2.DualChatRequest(messages=[user(text)])
+    kind = None
+    try:
+        async for event in stub.DualChat(request, timeout=timeout):
+            kind = event.WhichOneof("event")
+            if kind == "summary":
+                seen.summaries += 1
+                continue
+            route = seen.routes.setdefault(event.route, RouteSeen())
+            route.kinds.append(kind)
+            if kind == "delta":
+                route.text += event.delta.text
+            elif kind == "start":
+                route.request_id = event.start.request_id
+            elif kind == "usage":
+                route.usage = event.usage
+            elif kind == "error":
+                route.error = event.error
+    except grpc.aio.AioRpcError as error:
+        seen.status = error.code().name
+    seen.summary_last = kind == "summary"
+    return seen

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from gateway_client import route_converse_request
+from gateway_client import DualChatSeen, read_dual_chat, route_converse_request
 from processes import SERVICE_DEFAULTS
 from usage_shape import usage_dict
 
 from bedrock_emulator.answers import compose_answer
-from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import Stack
-from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.gateway.v1 import gateway_pb2_grpc
 
 CONCURRENCY = (500, 1000)
 # A few connections, as a handful of client processes would open.
@@ -38,55 +37,11 @@ MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
 SINGLE_EVENTS = ("start", "usage", "stop")
 
 
-@dataclass
-class RouteSeen:
-    counts: dict[str, int] = field(default_factory=dict)  # event kind -> how many
-    text: str = ""
-    request_id: str = ""
-    usage: chat_pb2.Usage | None = None
-
-
-@dataclass
-class CallSeen:
-    question: str
-    routes: dict[str, RouteSeen] = field(default_factory=dict)
-    summaries: int = 0
-    summary_last: bool = False
-    status: str = "OK"  # the RPC's own status name
-
-
 def question(index: int) -> str:
     return f"Load question {index}: how does call number {index} stay apart from the others?"
 
 
-async def one_dual_chat(stub: gateway_pb2_grpc.GatewayStub, text: str) -> CallSeen:
-    """One DualChat read to its end, with everything this test checks about it."""
-    seen = CallSeen(text)
-    request = gateway_pb2.DualChatRequest(
-        messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, text=text)]
-    )
-    kind = None
-    try:
-        async for event in stub.DualChat(request, timeout=CALL_TIMEOUT_S):
-            kind = event.WhichOneof("event")
-            if kind == "summary":
-                seen.summaries += 1
-                continue
-            route = seen.routes.setdefault(event.route, RouteSeen())
-            route.counts[kind] = route.counts.get(kind, 0) + 1
-            if kind == "delta":
-                route.text += event.delta.text
-            elif kind == "start":
-                route.request_id = event.start.request_id
-            elif kind == "usage":
-                route.usage = event.usage
-    except grpc.aio.AioRpcError as error:
-        seen.status = error.code().name
-    seen.summary_last = kind == "summary"
-    return seen
-
-
-async def run_load(address: str, questions: Sequence[str], channels: int) -> list[CallSeen]:
+async def run_load(address: str, questions: Sequence[str], channels: int) -> list[DualChatSeen]:
     """All questions as concurrent DualChats, spread over `channels` connections."""
     opened = [
         # A distinct argument per channel, so each gets a connection of its own.
@@ -96,13 +51,16 @@ async def run_load(address: str, questions: Sequence[str], channels: int) -> lis
     try:
         stubs = [gateway_pb2_grpc.GatewayStub(channel) for channel in opened]
         return await asyncio.gather(
-            *(one_dual_chat(stubs[i % channels], text) for i, text in enumerate(questions))
+            *(
+                read_dual_chat(stubs[i % channels], text, CALL_TIMEOUT_S)
+                for i, text in enumerate(questions)
+            )
         )
     finally:
         await asyncio.gather(*(channel.close() for channel in opened))
 
 
-def problems(calls: Sequence[CallSeen], log: Sequence[dict[str, Any]]) -> list[str]:
+def problems(calls: Sequence[DualChatSeen], log: Sequence[dict[str, Any]]) -> list[str]:
     """Everything wrong with the calls, compared with the answers and the emulator's log."""
     streams = [entry for entry in log if entry["operation"] == "ConverseStream"]
     by_id = {entry["id"]: entry for entry in streams}
@@ -123,9 +81,9 @@ def problems(calls: Sequence[CallSeen], log: Sequence[dict[str, Any]]) -> list[s
             continue
         for route, model in MODELS.items():
             seen = call.routes[route]
-            singles = {kind: seen.counts.get(kind, 0) for kind in (*SINGLE_EVENTS, "error")}
+            singles = {kind: seen.kinds.count(kind) for kind in (*SINGLE_EVENTS, "error")}
             if singles != {"start": 1, "usage": 1, "stop": 1, "error": 0}:
-                found.append(f"{where} {route}: event counts {seen.counts}")
+                found.append(f"{where} {route}: event counts {Counter(seen.kinds)}")
                 continue
             expected = compose_answer(model, route_converse_request(route, call.question))
             if seen.text != expected.text:

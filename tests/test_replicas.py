@@ -21,20 +21,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import pytest
-from gateway_client import ask, route_converse_request
+from gateway_client import DualChatSeen, ask, read_dual_chat, route_converse_request
 from gateway_client import dual_chat as one_dual_chat
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from processes import SERVICE_DEFAULTS
 
 from bedrock_emulator.answers import compose_answer
-from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import Stack
-from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from dualnova.gateway.v1 import gateway_pb2_grpc
 from dualnova.server.grpc_server import common_server_options
 from inference_service import config
 
@@ -56,53 +54,11 @@ GATEWAY_ENV = {
 }
 
 
-@dataclass
-class Route:
-    text: str = ""
-    request_id: str = ""
-    kinds: list[str] = field(default_factory=list)
-    error: gateway_pb2.RouteError | None = None
-
-
-@dataclass
-class Call:
-    question: str
-    started: float = 0.0
-    routes: dict[str, Route] = field(default_factory=dict)
-    status: str = "OK"
-    summary_last: bool = False
-
-
 def question(tag: str, index: int) -> str:
     return f"Replica question {tag}-{index}: which replica answers call {index}?"
 
 
-async def dual_chat(stub: gateway_pb2_grpc.GatewayStub, text: str) -> Call:
-    call = Call(text, started=time.monotonic())
-    request = gateway_pb2.DualChatRequest(
-        messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, text=text)]
-    )
-    kind = None
-    try:
-        async for event in stub.DualChat(request, timeout=CALL_TIMEOUT_S):
-            kind = event.WhichOneof("event")
-            if kind == "summary":
-                continue
-            route = call.routes.setdefault(event.route, Route())
-            route.kinds.append(kind)
-            if kind == "delta":
-                route.text += event.delta.text
-            elif kind == "start":
-                route.request_id = event.start.request_id
-            elif kind == "error":
-                route.error = event.error
-    except grpc.aio.AioRpcError as error:
-        call.status = error.code().name
-    call.summary_last = kind == "summary"
-    return call
-
-
-def wrong(call: Call) -> list[str]:
+def wrong(call: DualChatSeen) -> list[str]:
     """What is wrong with a call that should have succeeded on both routes, exactly."""
     where = f"DualChat {call.question[:28]!r}"
     if call.status != "OK":
@@ -136,7 +92,7 @@ class Load:
     """`concurrency` DualChats at a time, each followed by the next, until stopped (a thread)."""
 
     def __init__(self, address: str, concurrency: int) -> None:
-        self.calls: list[Call] = []
+        self.calls: list[DualChatSeen] = []
         self._address = address
         self._concurrency = concurrency
         self._stop = threading.Event()
@@ -149,7 +105,9 @@ class Load:
         async def worker(index: int) -> None:
             number = 0
             while not self._stop.is_set():
-                self.calls.append(await dual_chat(stub, question(f"load{index}", number)))
+                self.calls.append(
+                    await read_dual_chat(stub, question(f"load{index}", number), CALL_TIMEOUT_S)
+                )
                 number += 1
 
         try:
@@ -196,10 +154,12 @@ def gateway_status(address: str) -> int:
         )
 
 
-async def many(address: str, tag: str, count: int) -> list[Call]:
+async def many(address: str, tag: str, count: int) -> list[DualChatSeen]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = gateway_pb2_grpc.GatewayStub(channel)
-        return await asyncio.gather(*(dual_chat(stub, question(tag, i)) for i in range(count)))
+        return await asyncio.gather(
+            *(read_dual_chat(stub, question(tag, i), CALL_TIMEOUT_S) for i in range(count))
+        )
 
 
 @pytest.mark.timeout(60)
@@ -211,7 +171,6 @@ def test_every_replica_serves_a_fair_share(stack: Stack, log_dir: Path) -> None:
     ids = {seen.request_id for call in calls for seen in call.routes.values()}
     shares = [len(ids & served_by(log).keys()) for log in logs(stack, log_dir)]
     assert sum(shares) == len(ids) == 600, shares
-    print(f"routes per replica: {shares}")
     assert min(shares) >= 0.2 * len(ids), f"routes per replica: {shares}"
 
 
@@ -230,7 +189,6 @@ def test_rolling_sigterm_restarts_fail_no_dual_chat(stack: Stack) -> None:
         time.sleep(0.3)
     calls = list(load.calls)
 
-    print(f"{len(calls)} DualChats through {restarted} restarts")
     assert restarted == 9
     assert len(calls) >= 300, f"only {len(calls)} DualChats ran"
     found = [problem for call in calls for problem in wrong(call)]
@@ -245,7 +203,7 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
     try:
         address = stack.gateway.address
 
-        async def scenario() -> tuple[list[Call], list[Call], float]:
+        async def scenario() -> tuple[list[DualChatSeen], list[DualChatSeen], float]:
             running = asyncio.ensure_future(many(address, "kill", 30))
             await asyncio.sleep(0.6)
             killed = time.monotonic()
@@ -257,7 +215,7 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
                 await asyncio.sleep(0.2)
             return await running, [c for batch in after for c in await batch], killed
 
-        async def watched() -> tuple[list[Call], list[Call], float, list[int]]:
+        async def watched() -> tuple[list[DualChatSeen], list[DualChatSeen], float, list[int]]:
             # The gateway's "" every 50 ms from before the kill until the calls end.
             statuses: list[int] = []
             done = asyncio.Event()
@@ -297,7 +255,6 @@ def test_sigkill_of_a_replica_fails_only_its_streams(stack: Stack, log_dir: Path
         for route, seen in call.routes.items()
         if seen.error is not None
     ]
-    print(f"{len(failed)} of {2 * len(before)} routes failed; {len(after)} DualChats after")
     assert failed, "no stream failed: the killed replica served none of them"
     for _call, route, seen in failed:
         assert seen.error.code == "UNAVAILABLE", (route, seen.error)

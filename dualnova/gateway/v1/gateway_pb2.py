@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from dualnova.chat.v1 import chat_pb2 as dualnova_dot_chat_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dualnova/gateway/v1/gateway.proto\x12\x13\x64ualnova.gateway.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"\\\n\rRouteOverride\x12\x0e\n\x06system\x18\x01 \x03(\t\x12;\n\x10inference_config\x18\x02 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\"\xb6\x02\n\x0f\x44ualChatRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x02 \x03(\t\x12;\n\x10inference_config\x18\x03 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12/\n\x08ordering\x18\x04 \x01(\x0e\x32\x1d.dualnova.gateway.v1.Ordering\x12\x31\n\x05micro\x18\x05 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12/\n\x03pro\x18\x06 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12\x14\n\x0c\x63\x61\x63he_system\x18\x07 \x01(\x08\"+\n\nRouteError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd9\x01\n\x07Summary\x12\x46\n\x0eusage_by_route\x18\x01 \x03(\x0b\x32..dualnova.gateway.v1.Summary.UsageByRouteEntry\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x1aL\n\x11UsageByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage:\x02\x38\x01\"\xb3\x02\n\x10\x44ualChatResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12(\n\x05start\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x05 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x30\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.dualnova.gateway.v1.RouteErrorH\x00\x12/\n\x07summary\x18\x07 \x01(\x0b\x32\x1c.dualnova.gateway.v1.SummaryH\x00\x42\x07\n\x05\x65vent*X\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDERING_INTERLEAVED\x10\x01\x12\x18\n\x14ORDERING_MICRO_FIRST\x10\x02\x32\x64\n\x07Gateway\x12Y\n\x08\x44ualChat\x12$.dualnova.gateway.v1.DualChatRequest\x1a%.dualnova.gateway.v1.DualChatResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dualnova/gateway/v1/gateway.proto\x12\x13\x64ualnova.gateway.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"\xac\x02\n\rRouteOverride\x12\x0e\n\x06system\x18\x01 \x03(\t\x12;\n\x10inference_config\x18\x02 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12+\n\x08messages\x18\x03 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x31\n\x0btool_config\x18\x04 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\x05 \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\x06 \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\"\xd9\x03\n\x0f\x44ualChatRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x02 \x03(\t\x12;\n\x10inference_config\x18\x03 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12/\n\x08ordering\x18\x04 \x01(\x0e\x32\x1d.dualnova.gateway.v1.Ordering\x12\x31\n\x05micro\x18\x05 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12/\n\x03pro\x18\x06 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12\x14\n\x0c\x63\x61\x63he_system\x18\x07 \x01(\x08\x12\x31\n\x0btool_config\x18\x08 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\t \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\n \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\"+\n\nRouteError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd9\x01\n\x07Summary\x12\x46\n\x0eusage_by_route\x18\x01 \x03(\x0b\x32..dualnova.gateway.v1.Summary.UsageByRouteEntry\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x1aL\n\x11UsageByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage:\x02\x38\x01\"\xaa\x04\n\x10\x44ualChatResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12(\n\x05start\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x05 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x30\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.dualnova.gateway.v1.RouteErrorH\x00\x12/\n\x07summary\x18\x07 \x01(\x0b\x32\x1c.dualnova.gateway.v1.SummaryH\x00\x12\x38\n\x0etool_use_start\x18\x08 \x01(\x0b\x32\x1e.dualnova.chat.v1.ToolUseStartH\x00\x12<\n\x10tool_input_delta\x18\t \x01(\x0b\x32 .dualnova.chat.v1.ToolInputDeltaH\x00\x12@\n\x12\x63ontent_block_stop\x18\n \x01(\x0b\x32\".dualnova.chat.v1.ContentBlockStopH\x00\x12;\n\x0fguardrail_trace\x18\x0b \x01(\x0b\x32 .dualnova.chat.v1.GuardrailTraceH\x00\x42\x07\n\x05\x65vent*X\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDERING_INTERLEAVED\x10\x01\x12\x18\n\x14ORDERING_MICRO_FIRST\x10\x02\x32\x64\n\x07Gateway\x12Y\n\x08\x44ualChat\x12$.dualnova.gateway.v1.DualChatRequest\x1a%.dualnova.gateway.v1.DualChatResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUMMARY_USAGEBYROUTEENTRY']._loaded_options = None
   _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_options = b'8\001'
-  _globals['_ORDERING']._serialized_start=1069
-  _globals['_ORDERING']._serialized_end=1157
-  _globals['_ROUTEOVERRIDE']._serialized_start=87
-  _globals['_ROUTEOVERRIDE']._serialized_end=179
-  _globals['_DUALCHATREQUEST']._serialized_start=182
-  _globals['_DUALCHATREQUEST']._serialized_end=492
-  _globals['_ROUTEERROR']._serialized_start=494
-  _globals['_ROUTEERROR']._serialized_end=537
-  _globals['_SUMMARY']._serialized_start=540
-  _globals['_SUMMARY']._serialized_end=757
-  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_start=681
-  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_end=757
-  _globals['_DUALCHATRESPONSE']._serialized_start=760
-  _globals['_DUALCHATRESPONSE']._serialized_end=1067
-  _globals['_GATEWAY']._serialized_start=1159
-  _globals['_GATEWAY']._serialized_end=1259
+  _globals['_ORDERING']._serialized_start=1688
+  _globals['_ORDERING']._serialized_end=1776
+  _globals['_ROUTEOVERRIDE']._serialized_start=88
+  _globals['_ROUTEOVERRIDE']._serialized_end=388
+  _globals['_DUALCHATREQUEST']._serialized_start=391
+  _globals['_DUALCHATREQUEST']._serialized_end=864
+  _globals['_ROUTEERROR']._serialized_start=866
+  _globals['_ROUTEERROR']._serialized_end=909
+  _globals['_SUMMARY']._serialized_start=912
+  _globals['_SUMMARY']._serialized_end=1129
+  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_start=1053
+  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_end=1129
+  _globals['_DUALCHATRESPONSE']._serialized_start=1132
+  _globals['_DUALCHATRESPONSE']._serialized_end=1686
+  _globals['_GATEWAY']._serialized_start=1778
+  _globals['_GATEWAY']._serialized_end=1878
 # @@protoc_insertion_point(module_scope)

@@ -18,15 +18,23 @@ ORDERING_INTERLEAVED: Ordering
 ORDERING_MICRO_FIRST: Ordering
 
 class RouteOverride(_message.Message):
-    __slots__ = ("system", "inference_config")
+    __slots__ = ("system", "inference_config", "messages", "tool_config", "guardrail_config", "options")
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     system: _containers.RepeatedScalarFieldContainer[str]
     inference_config: _chat_pb2.InferenceConfig
-    def __init__(self, system: _Optional[_Iterable[str]] = ..., inference_config: _Optional[_Union[_chat_pb2.InferenceConfig, _Mapping]] = ...) -> None: ...
+    messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.Message]
+    tool_config: _chat_pb2.ToolConfig
+    guardrail_config: _chat_pb2.GuardrailConfig
+    options: _chat_pb2.BedrockOptions
+    def __init__(self, system: _Optional[_Iterable[str]] = ..., inference_config: _Optional[_Union[_chat_pb2.InferenceConfig, _Mapping]] = ..., messages: _Optional[_Iterable[_Union[_chat_pb2.Message, _Mapping]]] = ..., tool_config: _Optional[_Union[_chat_pb2.ToolConfig, _Mapping]] = ..., guardrail_config: _Optional[_Union[_chat_pb2.GuardrailConfig, _Mapping]] = ..., options: _Optional[_Union[_chat_pb2.BedrockOptions, _Mapping]] = ...) -> None: ...
 
 class DualChatRequest(_message.Message):
-    __slots__ = ("messages", "system", "inference_config", "ordering", "micro", "pro", "cache_system")
+    __slots__ = ("messages", "system", "inference_config", "ordering", "micro", "pro", "cache_system", "tool_config", "guardrail_config", "options")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +42,9 @@ class DualChatRequest(_message.Message):
     MICRO_FIELD_NUMBER: _ClassVar[int]
     PRO_FIELD_NUMBER: _ClassVar[int]
     CACHE_SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    TOOL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[_chat_pb2.Message]
     system: _containers.RepeatedScalarFieldContainer[str]
     inference_config: _chat_pb2.InferenceConfig
@@ -41,7 +52,10 @@ class DualChatRequest(_message.Message):
     micro: RouteOverride
     pro: RouteOverride
     cache_system: bool
-    def __init__(self, messages: _Optional[_Iterable[_Union[_chat_pb2.Message, _Mapping]]] = ..., system: _Optional[_Iterable[str]] = ..., inference_config: _Optional[_Union[_chat_pb2.InferenceConfig, _Mapping]] = ..., ordering: _Optional[_Union[Ordering, str]] = ..., micro: _Optional[_Union[RouteOverride, _Mapping]] = ..., pro: _Optional[_Union[RouteOverride, _Mapping]] = ..., cache_system: _Optional[bool] = ...) -> None: ...
+    tool_config: _chat_pb2.ToolConfig
+    guardrail_config: _chat_pb2.GuardrailConfig
+    options: _chat_pb2.BedrockOptions
+    def __init__(self, messages: _Optional[_Iterable[_Union[_chat_pb2.Message, _Mapping]]] = ..., system: _Optional[_Iterable[str]] = ..., inference_config: _Optional[_Union[_chat_pb2.InferenceConfig, _Mapping]] = ..., ordering: _Optional[_Union[Ordering, str]] = ..., micro: _Optional[_Union[RouteOverride, _Mapping]] = ..., pro: _Optional[_Union[RouteOverride, _Mapping]] = ..., cache_system: _Optional[bool] = ..., tool_config: _Optional[_Union[_chat_pb2.ToolConfig, _Mapping]] = ..., guardrail_config: _Optional[_Union[_chat_pb2.GuardrailConfig, _Mapping]] = ..., options: _Optional[_Union[_chat_pb2.BedrockOptions, _Mapping]] = ...) -> None: ...
 
 class RouteError(_message.Message):
     __slots__ = ("code", "message")
@@ -69,7 +83,7 @@ class Summary(_message.Message):
     def __init__(self, usage_by_route: _Optional[_Mapping[str, _chat_pb2.Usage]] = ..., total: _Optional[_Union[_chat_pb2.Usage, _Mapping]] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class DualChatResponse(_message.Message):
-    __slots__ = ("route", "start", "delta", "usage", "stop", "error", "summary")
+    __slots__ = ("route", "start", "delta", "usage", "stop", "error", "summary", "tool_use_start", "tool_input_delta", "content_block_stop", "guardrail_trace")
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +91,10 @@ class DualChatResponse(_message.Message):
     STOP_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    TOOL_USE_START_FIELD_NUMBER: _ClassVar[int]
+    TOOL_INPUT_DELTA_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_BLOCK_STOP_FIELD_NUMBER: _ClassVar[int]
+    GUARDRAIL_TRACE_FIELD_NUMBER: _ClassVar[int]
     route: str
     start: _chat_pb2.Start
     delta: _chat_pb2.Delta
@@ -84,4 +102,8 @@ class DualChatResponse(_message.Message):
     stop: _chat_pb2.Stop
     error: RouteError
     summary: Summary
-    def __init__(self, route: _Optional[str] = ..., start: _Optional[_Union[_chat_pb2.Start, _Mapping]] = ..., delta: _Optional[_Union[_chat_pb2.Delta, _Mapping]] = ..., usage: _Optional[_Union[_chat_pb2.Usage, _Mapping]] = ..., stop: _Optional[_Union[_chat_pb2.Stop, _Mapping]] = ..., error: _Optional[_Union[RouteError, _Mapping]] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ...) -> None: ...
+    tool_use_start: _chat_pb2.ToolUseStart
+    tool_input_delta: _chat_pb2.ToolInputDelta
+    content_block_stop: _chat_pb2.ContentBlockStop
+    guardrail_trace: _chat_pb2.GuardrailTrace
+    def __init__(self, route: _Optional[str] = ..., start: _Optional[_Union[_chat_pb2.Start, _Mapping]] = ..., delta: _Optional[_Union[_chat_pb2.Delta, _Mapping]] = ..., usage: _Optional[_Union[_chat_pb2.Usage, _Mapping]] = ..., stop: _Optional[_Union[_chat_pb2.Stop, _Mapping]] = ..., error: _Optional[_Union[RouteError, _Mapping]] = ..., summary: _Optional[_Union[Summary, _Mapping]] = ..., tool_use_start: _Optional[_Union[_chat_pb2.ToolUseStart, _Mapping]] = ..., tool_input_delta: _Optional[_Union[_chat_pb2.ToolInputDelta, _Mapping]] = ..., content_block_stop: _Optional[_Union[_chat_pb2.ContentBlockStop, _Mapping]] = ..., guardrail_trace: _Optional[_Union[_chat_pb2.GuardrailTrace, _Mapping]] = ...) -> None: ...

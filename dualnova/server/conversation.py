@@ -10,34 +10,41 @@ message that names its own JSON paths rather than our proto fields.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 
 from google.protobuf.message import Message as ProtoMessage
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.server.content_rules import (
+    TOOL_NAME,
+    TOOL_NAME_RULE,
+    InvalidRequest,
+    MediaCount,
+    block_texts,
+    check_results_answer,
+    media_in,
+    parse_json,
+    validate_block,
+)
 
 __all__ = [
     "InvalidRequest",
     "MAX_STOP_SEQUENCES",
+    "media_blocks",
     "text_chars",
     "transport_message_limit",
+    "validate_guardrail_config",
     "validate_inference_config",
     "validate_messages",
+    "validate_options",
     "validate_size",
     "validate_system",
+    "validate_tool_config",
 ]
 
 # Bedrock's Converse API accepts at most four stop sequences.
 MAX_STOP_SEQUENCES = 4
-
-
-class InvalidRequest(ValueError):
-    """A request field breaks a rule; maps to INVALID_ARGUMENT with `str(error)` as the message."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def transport_message_limit(max_message_bytes: int) -> int:
@@ -62,30 +69,56 @@ def validate_size(request: ProtoMessage, max_bytes: int, variable: str) -> None:
 
 
 def text_chars(messages: Sequence[chat_pb2.Message], system: Iterable[str]) -> int:
-    """Characters of text a request carries: every message's and every system prompt's."""
-    return sum(len(message.text) for message in messages) + sum(len(text) for text in system)
+    """Characters of text a request carries: every message's (its blocks' too) and system's."""
+    return sum(len(message.text) + block_texts(message.content) for message in messages) + sum(
+        len(text) for text in system
+    )
 
 
 def validate_messages(messages: Sequence[chat_pb2.Message], field: str = "messages") -> None:
-    """Non-empty, roles set, texts not blank, starts and ends with the user, alternates."""
+    """Non-empty, roles set, turns written, starts and ends with the user, alternates.
+
+    A turn needs a non-blank text or content blocks (then a text, if set, must not be
+    blank either); each block follows content_rules, tool calls only in assistant turns,
+    tool results only in user turns and each answering a call of the turn before it.
+    """
     if not messages:
         raise InvalidRequest(field, "must contain at least one message")
     previous: int | None = None
+    media = MediaCount()
     for index, message in enumerate(messages):
         where = f"{field}[{index}]"
         if message.role not in (chat_pb2.ROLE_USER, chat_pb2.ROLE_ASSISTANT):
             raise InvalidRequest(f"{where}.role", "must be ROLE_USER or ROLE_ASSISTANT")
-        if not message.text.strip():
+        if message.content:
+            if message.text and not message.text.strip():
+                raise InvalidRequest(f"{where}.text", "must not be blank (leave it empty)")
+        elif not message.text.strip():
             raise InvalidRequest(f"{where}.text", "must not be empty or blank")
         if index == 0 and message.role != chat_pb2.ROLE_USER:
             raise InvalidRequest(f"{where}.role", "the conversation must start with the user")
         if message.role == previous:
             raise InvalidRequest(f"{where}.role", "user and assistant turns must alternate")
+        for block_index, block in enumerate(message.content):
+            validate_block(block, f"{where}.content[{block_index}]", message.role, media)
+        if message.role == chat_pb2.ROLE_USER:
+            check_results_answer(message, messages[index - 1] if index else None, where)
         previous = message.role
     if previous != chat_pb2.ROLE_USER:
         raise InvalidRequest(
             f"{field}[{len(messages) - 1}].role", "the conversation must end with the user"
         )
+
+
+def media_blocks(
+    messages: Sequence[chat_pb2.Message], field: str = "messages"
+) -> list[tuple[str, str]]:
+    """(field path, "image" or "document") of every medium in the messages, in order."""
+    return [
+        found
+        for index, message in enumerate(messages)
+        for found in media_in(message, f"{field}[{index}]")
+    ]
 
 
 def validate_system(system: Sequence[str], field: str = "system") -> None:
@@ -114,3 +147,102 @@ def validate_inference_config(
     for index, sequence in enumerate(config.stop_sequences):
         if not sequence:
             raise InvalidRequest(f"{field}.stop_sequences[{index}]", "must not be empty")
+
+
+def validate_tool_config(config: chat_pb2.ToolConfig, field: str = "tool_config") -> None:
+    """At least one tool, names valid and unique, schemas JSON objects of type object, the
+    tool choice's mode known and, for a named tool, one of those offered."""
+    if not config.tools:
+        raise InvalidRequest(f"{field}.tools", "must contain at least one tool")
+    names: set[str] = set()
+    for index, tool in enumerate(config.tools):
+        where = f"{field}.tools[{index}]"
+        if TOOL_NAME.fullmatch(tool.name) is None:
+            raise InvalidRequest(f"{where}.name", TOOL_NAME_RULE)
+        if tool.name in names:
+            raise InvalidRequest(f"{where}.name", f"{tool.name!r} is offered twice")
+        names.add(tool.name)
+        schema = parse_json(tool.input_schema_json, f"{where}.input_schema_json")
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise InvalidRequest(
+                f"{where}.input_schema_json", 'must be a JSON object whose "type" is "object"'
+            )
+    choice = config.tool_choice
+    if choice.mode not in chat_pb2.ToolChoiceMode.values():
+        raise InvalidRequest(f"{field}.tool_choice.mode", f"unknown value {choice.mode}")
+    if choice.mode == chat_pb2.TOOL_CHOICE_MODE_TOOL:
+        if choice.name not in names:
+            raise InvalidRequest(
+                f"{field}.tool_choice.name", "must name one of the tools offered in tools"
+            )
+    elif choice.name:
+        raise InvalidRequest(
+            f"{field}.tool_choice.name", "must be empty unless mode is TOOL_CHOICE_MODE_TOOL"
+        )
+
+
+# Bedrock's guardrailVersion: a number (no leading zero, 8 digits at most) or DRAFT.
+_GUARDRAIL_VERSION = re.compile(r"[1-9][0-9]{0,7}|DRAFT")
+_MAX_GUARDRAIL_IDENTIFIER = 2048
+
+
+def validate_guardrail_config(
+    config: chat_pb2.GuardrailConfig, field: str = "guardrail_config"
+) -> None:
+    """An identifier, a version that is a number or DRAFT, known trace and stream modes."""
+    identifier = config.identifier
+    if not identifier.strip() or identifier != identifier.strip():
+        raise InvalidRequest(f"{field}.identifier", "must be a guardrail id or ARN")
+    if len(identifier) > _MAX_GUARDRAIL_IDENTIFIER:
+        raise InvalidRequest(
+            f"{field}.identifier", f"at most {_MAX_GUARDRAIL_IDENTIFIER} characters"
+        )
+    if _GUARDRAIL_VERSION.fullmatch(config.version) is None:
+        raise InvalidRequest(f"{field}.version", 'must be a version number or "DRAFT"')
+    if config.trace not in chat_pb2.GuardrailTraceMode.values():
+        raise InvalidRequest(f"{field}.trace", f"unknown value {config.trace}")
+    if config.stream_processing_mode not in chat_pb2.GuardrailStreamMode.values():
+        raise InvalidRequest(
+            f"{field}.stream_processing_mode", f"unknown value {config.stream_processing_mode}"
+        )
+
+
+MAX_METADATA_PAIRS = 16
+_MAX_METADATA_CHARS = 256
+# Bedrock's requestMetadata characters: letters, digits, whitespace and :_@$#=/+,.-
+_METADATA_CHARS = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,.-]*")
+
+
+def validate_options(options: chat_pb2.BedrockOptions, field: str = "options") -> None:
+    """Known latency and tier, request metadata within Bedrock's limits, top_k 1 to 128.
+
+    The messages never repeat a metadata key or value: they are kept out of logs.
+    """
+    if options.latency not in chat_pb2.Latency.values():
+        raise InvalidRequest(f"{field}.latency", f"unknown value {options.latency}")
+    if options.service_tier not in chat_pb2.ServiceTier.values():
+        raise InvalidRequest(f"{field}.service_tier", f"unknown value {options.service_tier}")
+    metadata = options.request_metadata
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidRequest(
+            f"{field}.request_metadata",
+            f"{len(metadata)} pairs, more than Bedrock's limit of {MAX_METADATA_PAIRS}",
+        )
+    for key, value in metadata.items():
+        if not 1 <= len(key) <= _MAX_METADATA_CHARS:
+            raise InvalidRequest(
+                f"{field}.request_metadata",
+                f"a key of {len(key)} characters; keys are 1-{_MAX_METADATA_CHARS}",
+            )
+        if len(value) > _MAX_METADATA_CHARS:
+            raise InvalidRequest(
+                f"{field}.request_metadata",
+                f"a value of {len(value)} characters; values are at most {_MAX_METADATA_CHARS}",
+            )
+        if _METADATA_CHARS.fullmatch(key) is None or _METADATA_CHARS.fullmatch(value) is None:
+            raise InvalidRequest(
+                f"{field}.request_metadata",
+                "keys and values may hold only letters, digits, whitespace and :_@$#=/+,.-",
+            )
+    if options.HasField("top_k") and not 1 <= options.top_k <= 128:
+        raise InvalidRequest(f"{field}.top_k", f"must be between 1 and 128, got {options.top_k}")

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dualnova.cli import chat, health, up
+from dualnova.cli import chat, health, repl, up
 
-COMMANDS = (chat, health, up)
+COMMANDS = (chat, health, up, repl)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,16 +25,24 @@ from inference_service.bedrock import (
     USER,
     Batch,
     BedrockRuntime,
+    BlockStopped,
     Conversation,
     Event,
+    GuardrailTraced,
     MappedError,
     Started,
     Stopped,
     StreamsExhausted,
     TextDelta,
+    ToolInputFragment,
+    ToolUseStarted,
     UsageReport,
+    content_json,
+    guardrail_json,
     map_error,
+    tool_config_json,
 )
+from inference_service.bedrock.converse_request import LATENCIES, SERVICE_TIERS
 from inference_service.chat_telemetry import OTHER_MODEL, ChatCall, ChatTelemetry, call_route
 from inference_service.config import MAX_STREAMS, Settings
 
@@ -148,36 +156,84 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
 
 
 def _merge_waiting_deltas(batch: Batch, first_pending: bool) -> Batch:
-    """Deltas that arrived together as one: fewer messages for a caller that fell behind.
+    """Text deltas of one block that arrived together as one: fewer messages for a caller
+    that fell behind.
 
     The call's first delta always goes alone, so the caller's time to first token
-    is Bedrock's; text and order are kept, and nothing merges across another event.
+    is Bedrock's; text and order are kept, only deltas of the same content block
+    index merge, and nothing merges across another event (tool input fragments
+    are relayed exactly as Bedrock sent them).
     """
     if len(batch) < 2:
         return batch
     merged: list[Event] = []
     pending: list[str] = []
+    pending_index = 0
+
+    def flush() -> None:
+        if pending:
+            merged.append(TextDelta("".join(pending), pending_index))
+            pending.clear()
+
     for event in batch:
         if isinstance(event, TextDelta):
             if first_pending:
                 merged.append(event)
                 first_pending = False
-            else:
-                pending.append(event.text)
+                continue
+            if pending and event.index != pending_index:
+                flush()
+            pending_index = event.index
+            pending.append(event.text)
             continue
-        if pending:
-            merged.append(TextDelta("".join(pending)))
-            pending = []
+        flush()
         merged.append(event)
-    if pending:
-        merged.append(TextDelta("".join(pending)))
+    flush()
     return tuple(merged)
+
+
+# Bedrock's stopReason -> the enum; a value not here is STOP_REASON_UNSPECIFIED, kept as sent.
+STOP_REASONS = {
+    "end_turn": chat_pb2.STOP_REASON_END_TURN,
+    "tool_use": chat_pb2.STOP_REASON_TOOL_USE,
+    "max_tokens": chat_pb2.STOP_REASON_MAX_TOKENS,
+    "stop_sequence": chat_pb2.STOP_REASON_STOP_SEQUENCE,
+    "guardrail_intervened": chat_pb2.STOP_REASON_GUARDRAIL_INTERVENED,
+    "content_filtered": chat_pb2.STOP_REASON_CONTENT_FILTERED,
+    "model_context_window_exceeded": chat_pb2.STOP_REASON_MODEL_CONTEXT_WINDOW_EXCEEDED,
+}
+_LATENCY_VALUES = {name: value for value, name in LATENCIES.items()}
+_TIER_VALUES = {name: value for value, name in SERVICE_TIERS.items()}
 
 
 def _response(event: object, call: ChatCall) -> inference_pb2.ChatResponse:
     """Our event as the wire message; Stop's times are the call's own readings."""
     if isinstance(event, TextDelta):
-        return inference_pb2.ChatResponse(delta=chat_pb2.Delta(text=event.text))
+        return inference_pb2.ChatResponse(
+            delta=chat_pb2.Delta(text=event.text, content_block_index=event.index)
+        )
+    if isinstance(event, ToolInputFragment):
+        return inference_pb2.ChatResponse(
+            tool_input_delta=chat_pb2.ToolInputDelta(
+                content_block_index=event.index, input_json=event.input_json
+            )
+        )
+    if isinstance(event, ToolUseStarted):
+        return inference_pb2.ChatResponse(
+            tool_use_start=chat_pb2.ToolUseStart(
+                content_block_index=event.index, tool_use_id=event.tool_use_id, name=event.name
+            )
+        )
+    if isinstance(event, BlockStopped):
+        return inference_pb2.ChatResponse(
+            content_block_stop=chat_pb2.ContentBlockStop(content_block_index=event.index)
+        )
+    if isinstance(event, GuardrailTraced):
+        return inference_pb2.ChatResponse(
+            guardrail_trace=chat_pb2.GuardrailTrace(
+                trace_json=event.trace_json, intervened=event.intervened
+            )
+        )
     if isinstance(event, Started):
         return inference_pb2.ChatResponse(
             start=chat_pb2.Start(model_id=event.model_id, request_id=event.request_id)
@@ -193,13 +249,22 @@ def _response(event: object, call: ChatCall) -> inference_pb2.ChatResponse:
             )
         )
     if isinstance(event, Stopped):
-        return inference_pb2.ChatResponse(
-            stop=chat_pb2.Stop(
-                stop_reason=event.stop_reason,
-                time_to_first_token_ms=call.time_to_first_token_ms() or 0.0,
-                latency_ms=call.ms_since_start(time.monotonic()),
-            )
+        stop = chat_pb2.Stop(
+            stop_reason=event.stop_reason,
+            time_to_first_token_ms=call.time_to_first_token_ms() or 0.0,
+            latency_ms=call.ms_since_start(time.monotonic()),
+            reason=STOP_REASONS.get(event.stop_reason, chat_pb2.STOP_REASON_UNSPECIFIED),
         )
+        if event.latency is not None or event.service_tier is not None:
+            stop.applied.CopyFrom(
+                chat_pb2.Applied(
+                    latency=_LATENCY_VALUES.get(event.latency or "", chat_pb2.LATENCY_UNSPECIFIED),
+                    service_tier=_TIER_VALUES.get(
+                        event.service_tier or "", chat_pb2.SERVICE_TIER_UNSPECIFIED
+                    ),
+                )
+            )
+        return inference_pb2.ChatResponse(stop=stop)
     raise TypeError(f"unknown Bedrock event {type(event).__name__}")
 
 
@@ -209,15 +274,28 @@ def _conversation(
     """A validated request in the Bedrock client's terms, with the server's defaults filled in."""
     config = request.inference_config
     max_tokens = config.max_tokens if config.HasField("max_tokens") else None
+    options = request.options
     return Conversation(
         model_id=model_id,
-        messages=tuple((_ROLES[m.role], m.text) for m in request.messages),
+        messages=tuple((_ROLES[m.role], content_json(m)) for m in request.messages),
         system=tuple(request.system),
         cache_system=request.cache_system,
         max_tokens=settings.default_max_tokens if max_tokens is None else max_tokens,
         temperature=config.temperature if config.HasField("temperature") else None,
         top_p=config.top_p if config.HasField("top_p") else None,
         stop_sequences=tuple(config.stop_sequences),
+        tool_config=(
+            tool_config_json(request.tool_config) if request.HasField("tool_config") else None
+        ),
+        guardrail_config=(
+            guardrail_json(request.guardrail_config)
+            if request.HasField("guardrail_config")
+            else None
+        ),
+        latency=LATENCIES.get(options.latency),
+        service_tier=SERVICE_TIERS.get(options.service_tier),
+        request_metadata=dict(options.request_metadata) or None,
+        top_k=options.top_k if options.HasField("top_k") else None,
     )
 
 

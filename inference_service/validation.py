@@ -16,14 +16,18 @@ from __future__ import annotations
 from dualnova.inference.v1 import inference_pb2
 from dualnova.server.conversation import (
     InvalidRequest,
+    media_blocks,
+    validate_guardrail_config,
     validate_inference_config,
     validate_messages,
+    validate_options,
     validate_size,
     validate_system,
+    validate_tool_config,
 )
 from inference_service.config import MAX_MESSAGE_BYTES, Settings
 
-__all__ = ["InvalidRequest", "validate"]
+__all__ = ["InvalidRequest", "takes_media", "validate", "validate_capabilities"]
 
 
 def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
@@ -34,7 +38,37 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
     validate_system(request.system)
     if request.HasField("inference_config"):
         validate_inference_config(request.inference_config)
+    if request.HasField("tool_config"):
+        validate_tool_config(request.tool_config)
+    if request.HasField("guardrail_config"):
+        validate_guardrail_config(request.guardrail_config)
+    if request.HasField("options"):
+        validate_options(request.options)
+    validate_capabilities(request, model_id)
     return model_id
+
+
+# Models that read text only: Bedrock refuses any image or document sent to them.
+TEXT_ONLY_MODELS = ("nova-micro",)
+
+
+def takes_media(model_id: str) -> bool:
+    """Whether the model reads images and documents (Nova Micro does not; Lite and Pro do)."""
+    return not any(marker in model_id for marker in TEXT_ONLY_MODELS)
+
+
+def validate_capabilities(request: inference_pb2.ChatRequest, model_id: str) -> None:
+    """Media only for models that take them, refused here rather than after Bedrock's round trip."""
+    if takes_media(model_id):
+        return
+    found = media_blocks(request.messages)
+    if found:
+        where, kind = found[0]
+        raise InvalidRequest(
+            where,
+            f"{model_id} takes text only and cannot read this {kind};"
+            " send images and documents to a model that takes them (Nova Pro or Nova Lite)",
+        )
 
 
 # How much of a refused model name the message repeats: the message travels in the

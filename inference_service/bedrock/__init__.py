@@ -1,7 +1,9 @@
 """The AWS boundary of the inference service: every call to Bedrock, and what its failures mean.
 
 - client.py: ConverseStream, a Conversation in and batches of typed events out,
-  and the stream cap (BedrockRuntime);
+  and the stream cap (BedrockRuntime); converse_request.py: the Conversation
+  and the ConverseStream request built from it (content blocks, tools,
+  guardrail, options);
 - transport.py: signed AWS requests on the event loop (botocore's credentials
   and SigV4 signer over aiohttp), retries, timeouts, failures as botocore's
   exceptions; events.py: the event-stream decoder;
@@ -14,20 +16,29 @@ Callers import from here; the modules' other names are theirs.
 """
 
 from inference_service.bedrock.client import (
-    ASSISTANT,
-    USER,
     Batch,
     BedrockRuntime,
     BedrockStream,
-    Conversation,
+    BlockStopped,
     Event,
+    GuardrailTraced,
     Started,
     Stopped,
     StreamsExhausted,
     TextDelta,
+    ToolInputFragment,
+    ToolUseStarted,
     UsageReport,
     build_client,
+)
+from inference_service.bedrock.converse_request import (
+    ASSISTANT,
+    USER,
+    Conversation,
+    content_json,
     converse_request,
+    guardrail_json,
+    tool_config_json,
 )
 from inference_service.bedrock.failures import (
     AwsFailure,
@@ -59,9 +70,11 @@ __all__ = [
     "BedrockRuntime",
     "BedrockSetupError",
     "BedrockStream",
+    "BlockStopped",
     "Conversation",
     "Event",
     "FailureKind",
+    "GuardrailTraced",
     "MappedError",
     "ProbeResult",
     "Started",
@@ -69,14 +82,19 @@ __all__ = [
     "StreamEndedEarly",
     "StreamsExhausted",
     "TextDelta",
+    "ToolInputFragment",
+    "ToolUseStarted",
     "UsageReport",
     "build_client",
     "build_probes",
     "build_transport",
     "classify",
     "configured_max_attempts",
+    "content_json",
     "converse_request",
+    "guardrail_json",
     "is_inference_profile",
     "map_error",
     "open_session",
+    "tool_config_json",
 ]

@@ -1,6 +1,7 @@
 """The one place that calls Bedrock for inference: a conversation in, typed stream events out.
 
-Its siblings in this package: probes.py makes the unbilled calls health
+Its siblings in this package: converse_request.py builds the request a
+Conversation becomes, probes.py makes the unbilled calls health
 needs (runtime and control plane) through the same kind of transport,
 session.py builds transports from the AWS session, failures.py says what a
 failed call means and statuses.py how a caller is told. No other inference
@@ -9,10 +10,11 @@ module calls Bedrock (cloudwatch.py calls CloudWatch, with boto3 directly).
 A ConverseStream is read on the event loop (transport.py: botocore's
 credentials and signer over aiohttp), so a stream costs a socket and a few
 objects, not a thread. Each network read is decoded at once (events.py) and
-handed to the caller as one batch of Started, TextDelta, UsageReport and
-Stopped, in the order the Chat contract promises; a caller that writes slower
-than Bedrock sends gets the deltas that piled up in one batch and may merge
-them.
+handed to the caller as one batch of Started, TextDelta, ToolUseStarted,
+ToolInputFragment, BlockStopped, GuardrailTraced, UsageReport and Stopped, in
+the order the Chat contract promises; a caller that writes slower than
+Bedrock sends gets the deltas that piled up in one batch and may merge a
+block's text deltas (never tool input fragments, which are relayed as sent).
 
 BedrockRuntime counts the streams open and refuses one over the cap
 (StreamsExhausted) before anything is sent. Closing a stream early (the
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from botocore.utils import percent_encode
 
+from inference_service.bedrock.converse_request import Conversation, converse_request
 from inference_service.bedrock.events import EventStreamDecoder
 from inference_service.bedrock.failures import StreamEndedEarly
 from inference_service.bedrock.session import (
@@ -47,9 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-USER = "user"
-ASSISTANT = "assistant"
-
 
 class StreamsExhausted(Exception):
     """max_streams pumps are still running; raised before anything is sent to Bedrock."""
@@ -57,57 +57,6 @@ class StreamsExhausted(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} Bedrock streams are running already")
         self.limit = limit
-
-
-# ---- what goes in -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """One validated Converse call, independent of the gRPC message that asked for it."""
-
-    model_id: str
-    # (role, text) pairs, role "user" or "assistant", oldest first.
-    messages: tuple[tuple[str, str], ...]
-    system: tuple[str, ...] = ()
-    cache_system: bool = False
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop_sequences: tuple[str, ...] = ()
-
-
-def converse_request(conversation: Conversation) -> dict[str, Any]:
-    """The keyword arguments of bedrock-runtime converse_stream for a conversation."""
-    request: dict[str, Any] = {
-        "modelId": conversation.model_id,
-        "messages": [
-            {"role": role, "content": [{"text": text}]} for role, text in conversation.messages
-        ],
-    }
-    if conversation.system:
-        system: list[dict[str, Any]] = [{"text": text} for text in conversation.system]
-        if conversation.cache_system:
-            # A separate block: everything before it is the cached prefix.
-            system.append({"cachePoint": {"type": "default"}})
-        request["system"] = system
-    inference: dict[str, Any] = {}
-    if conversation.max_tokens is not None:
-        inference["maxTokens"] = conversation.max_tokens
-    if conversation.temperature is not None:
-        inference["temperature"] = _tidy_float(conversation.temperature)
-    if conversation.top_p is not None:
-        inference["topP"] = _tidy_float(conversation.top_p)
-    if conversation.stop_sequences:
-        inference["stopSequences"] = list(conversation.stop_sequences)
-    if inference:
-        request["inferenceConfig"] = inference
-    return request
-
-
-def _tidy_float(value: float) -> float:
-    """0.3 rather than float32's 0.30000001192092896 on the wire."""
-    return float(f"{value:.6g}")
 
 
 # ---- what comes out ----------------------------------------------------------
@@ -123,6 +72,38 @@ class Started:
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    # Bedrock's contentBlockIndex of the text's block.
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class ToolUseStarted:
+    """A tool call's block begins (contentBlockStart with toolUse)."""
+
+    index: int
+    tool_use_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ToolInputFragment:
+    """The next characters of a tool call's input JSON, exactly as Bedrock sent them."""
+
+    index: int
+    input_json: str
+
+
+@dataclass(frozen=True)
+class BlockStopped:
+    index: int
+
+
+@dataclass(frozen=True)
+class GuardrailTraced:
+    """metadata.trace.guardrail, as compact JSON text, and whether it says it intervened."""
+
+    trace_json: str
+    intervened: bool
 
 
 @dataclass(frozen=True)
@@ -141,9 +122,21 @@ class UsageReport:
 @dataclass(frozen=True)
 class Stopped:
     stop_reason: str
+    # What metadata reports it applied: performanceConfig.latency, serviceTier.type.
+    latency: str | None = None
+    service_tier: str | None = None
 
 
-Event = Started | TextDelta | UsageReport | Stopped
+Event = (
+    Started
+    | TextDelta
+    | ToolUseStarted
+    | ToolInputFragment
+    | BlockStopped
+    | GuardrailTraced
+    | UsageReport
+    | Stopped
+)
 
 
 # ---- reading one stream -------------------------------------------------------
@@ -231,28 +224,100 @@ _STREAM_HEADERS = {
 
 
 class _Translation:
-    """Bedrock's events as ours; holds messageStop until metadata so usage precedes stop."""
+    """Bedrock's events as ours; holds messageStop until metadata so usage precedes stop.
+
+    A text block's stop is held until the next block begins: an answer of one text
+    block streams as it did before blocks were relayed (start, deltas, usage, stop),
+    while an answer of several blocks gets every block's stop, in Bedrock's order.
+    """
 
     def __init__(self) -> None:
         self._stop_reason: str | None = None
+        self._applied: tuple[str | None, str | None] = (None, None)
+        self._blocks: set[int] = set()
+        self._tool_blocks: set[int] = set()
+        self._held_stop: int | None = None
 
     def events(self, decoded: list[tuple[str, dict[str, Any]]]) -> Batch:
         out: list[Event] = []
         for event_type, payload in decoded:
             if event_type == "contentBlockDelta":
-                text = payload.get("delta", {}).get("text")
+                index = int(payload.get("contentBlockIndex", 0))
+                self._block(index, out)
+                delta = payload.get("delta", {})
+                text = delta.get("text")
                 if text:
-                    out.append(TextDelta(text))
+                    out.append(TextDelta(text, index))
+                fragment = delta.get("toolUse", {}).get("input")
+                if fragment:
+                    out.append(ToolInputFragment(index, fragment))
+            elif event_type == "contentBlockStart":
+                index = int(payload.get("contentBlockIndex", 0))
+                self._block(index, out)
+                tool_use = payload.get("start", {}).get("toolUse")
+                if tool_use is not None:
+                    self._tool_blocks.add(index)
+                    out.append(
+                        ToolUseStarted(
+                            index, str(tool_use.get("toolUseId", "")), str(tool_use.get("name", ""))
+                        )
+                    )
+            elif event_type == "contentBlockStop":
+                index = int(payload.get("contentBlockIndex", 0))
+                self._block(index, out)
+                if index in self._tool_blocks:
+                    out.append(BlockStopped(index))
+                else:
+                    self._held_stop = index
             elif event_type == "messageStop":
                 self._stop_reason = payload.get("stopReason", "")
+                if self._held_stop is not None and len(self._blocks) > 1:
+                    out.append(BlockStopped(self._held_stop))
+                self._held_stop = None
             elif event_type == "metadata":
+                trace = payload.get("trace", {}).get("guardrail")
+                if trace is not None:
+                    out.append(_guardrail(trace))
                 out.append(_usage(payload))
+                self._applied = (
+                    payload.get("performanceConfig", {}).get("latency"),
+                    payload.get("serviceTier", {}).get("type"),
+                )
         return tuple(out)
+
+    def _block(self, index: int, out: list[Event]) -> None:
+        """An event of block `index`: a held stop of another block is released first."""
+        self._blocks.add(index)
+        if self._held_stop is not None and self._held_stop != index:
+            out.append(BlockStopped(self._held_stop))
+            self._held_stop = None
 
     def stopped(self) -> Stopped:
         if self._stop_reason is None:
             raise StreamEndedEarly("Bedrock's stream ended before messageStop")
-        return Stopped(self._stop_reason)
+        latency, tier = self._applied
+        return Stopped(self._stop_reason, latency, tier)
+
+
+# Assessment actions that mean the guardrail changed the exchange (blocked or masked).
+_INTERVENING_ACTIONS = frozenset({"BLOCKED", "ANONYMIZED"})
+
+
+def _guardrail(trace: Any) -> GuardrailTraced:
+    return GuardrailTraced(
+        json.dumps(trace, separators=(",", ":"), ensure_ascii=False), _intervened(trace)
+    )
+
+
+def _intervened(value: Any) -> bool:
+    """Whether any assessment in the trace has an intervening action."""
+    if isinstance(value, dict):
+        if value.get("action") in _INTERVENING_ACTIONS:
+            return True
+        return any(_intervened(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_intervened(item) for item in value)
+    return False
 
 
 def _usage(metadata: Mapping[str, Any]) -> UsageReport:

@@ -10,9 +10,14 @@ No imports: both services' config modules and the CLI read this.
 
 from __future__ import annotations
 
-__all__ = ["MICRO", "PRO", "ROUTES"]
+__all__ = ["MEDIA_ROUTES", "MICRO", "PRO", "ROUTES"]
 
 MICRO = "micro"
 PRO = "pro"
 # In the order they are started, shown and summed.
 ROUTES: tuple[str, ...] = (MICRO, PRO)
+# The routes whose models take images and documents. Nova Micro is text only
+# (Bedrock rejects its media with a ValidationException), so DualChat refuses
+# media bound for micro before any upstream call and they reach Pro alone,
+# through pro.messages.
+MEDIA_ROUTES: frozenset[str] = frozenset({PRO})

@@ -9,8 +9,12 @@ deltas.
 The rules keep what a caller relies on: a route's first delta always goes
 out as its own message (time to first token is never traded for batching),
 text is joined exactly, each route's events keep their order, and no delta
-moves past a non-delta event (start, usage, stop, error) of either route. Only
-another route's deltas may be overtaken, and they keep their own order.
+moves past a non-delta event (start, a tool call's start or input, a block's
+end, a guardrail trace, usage, stop, error) of either route. Only text deltas
+of the same route and the same content block are joined (a caller reassembles
+blocks by their index); another route's text deltas may be overtaken, and
+they keep their own order. Tool input deltas are never merged: each goes out
+as Bedrock sent it.
 """
 
 from __future__ import annotations
@@ -61,9 +65,10 @@ class Backlog:
         return event
 
     def _merge_into(self, event: gateway_pb2.DualChatResponse) -> None:
-        """Append the text of the route's waiting deltas, up to the next non-delta event."""
+        """Append the text of the route's waiting deltas of this block, up to any other event."""
         events = self._events
         route = event.route
+        block = event.delta.content_block_index
         texts = [event.delta.text]
         size = len(texts[0])
         overtaken: list[gateway_pb2.DualChatResponse] = []
@@ -71,13 +76,15 @@ class Backlog:
             candidate = events[0]
             if not candidate.HasField("delta"):
                 break
-            events.popleft()
             if candidate.route == route:
+                if candidate.delta.content_block_index != block:
+                    break
                 text = candidate.delta.text
                 texts.append(text)
                 size += len(text)
             else:
                 overtaken.append(candidate)
+            events.popleft()
         if overtaken:
             events.extendleft(reversed(overtaken))
         if len(texts) > 1:

@@ -13,7 +13,16 @@ as sent to Bedrock (0.3, not the proto's float32 0.30000001192092896), and at
 the end Bedrock's request id, finish reason, token usage (as Bedrock reported
 it: input_tokens excludes cached tokens, which have their own attributes) and
 time to first chunk. It is a child of the Chat server span, so it sits under
-the gateway's route span in the caller's trace.
+the gateway's route span in the caller's trace. Nova's top-k becomes
+gen_ai.request.top_k and a guardrail's id aws.bedrock.guardrail.id (the
+conventions' AWS Bedrock attributes). Each tool call the model makes is a
+span event "gen_ai.tool.call" (gen_ai.tool.name, gen_ai.tool.call.id,
+gen_ai.tool.type "function"; never its input), and a guardrail's verdicts are
+"gen_ai.guardrail.result" events as the conventions' guardrail events name
+them: one per assessment in Bedrock's trace that reports an action (source
+INPUT or OUTPUT, result type "action" and Bedrock's value, the policy and
+rule), and one for a stop reason of guardrail_intervened. Matched words and
+PII are never copied from the trace; requestMetadata is never read here.
 
 Metrics, all with gen_ai.request.model and dualnova.route attributes:
 gen_ai.client.token.usage (histogram, gen_ai.token.type input/output),
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,10 +53,12 @@ from dualnova.routes import ROUTES
 from dualnova.server.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
 from inference_service.bedrock import (
     FailureKind,
+    GuardrailTraced,
     MappedError,
     Started,
     Stopped,
     TextDelta,
+    ToolUseStarted,
     UsageReport,
 )
 from inference_service.validation import quoted_name
@@ -124,6 +136,8 @@ class ChatCall:
         # Only with DUALNOVA_LOG_CONTENT: the prompt given, and the answer as it streams.
         self.prompt = prompt
         self.answer: str | None = None if prompt is None else ""
+        # The guardrail's (identifier, version) when the request applied one.
+        self._guardrail: tuple[str, str] | None = None
         self._span: trace.Span | None = None
 
     def ms_since_start(self, moment: float) -> float:
@@ -135,6 +149,12 @@ class ChatCall:
     @contextlib.contextmanager
     def bedrock(self, request: Mapping[str, Any]) -> Iterator[None]:
         """The span around one ConverseStream (current inside); `request` is what was sent."""
+        guardrail = request.get("guardrailConfig")
+        if guardrail is not None:
+            self._guardrail = (
+                str(guardrail.get("guardrailIdentifier", "")),
+                str(guardrail.get("guardrailVersion", "")),
+            )
         with self._telemetry.bedrock_span(request, self.route) as span:
             self._span = span
             try:
@@ -158,10 +178,47 @@ class ChatCall:
                 self.answer += event.text
         elif isinstance(event, Started):
             self.request_id = event.request_id
+        elif isinstance(event, ToolUseStarted):
+            if self._span is not None:
+                self._span.add_event(
+                    "gen_ai.tool.call",
+                    {
+                        "gen_ai.tool.name": event.name,
+                        "gen_ai.tool.call.id": event.tool_use_id,
+                        "gen_ai.tool.type": "function",
+                    },
+                )
+        elif isinstance(event, GuardrailTraced):
+            if self._span is not None:
+                for attributes in guardrail_results(json.loads(event.trace_json)):
+                    self._span.add_event(
+                        GUARDRAIL_EVENT, {**self._guardrail_policy(), **attributes}
+                    )
         elif isinstance(event, UsageReport):
             self.usage = event
         elif isinstance(event, Stopped):
             self.stop_reason = event.stop_reason
+            if event.stop_reason == GUARDRAIL_INTERVENED:
+                if self._span is not None:
+                    self._span.add_event(
+                        GUARDRAIL_EVENT,
+                        {
+                            **self._guardrail_policy(),
+                            "gen_ai.guardrail.result.type": "stopReason",
+                            "gen_ai.guardrail.result.value": GUARDRAIL_INTERVENED,
+                        },
+                    )
+
+    def _guardrail_policy(self) -> dict[str, str]:
+        """The attributes every guardrail result event of this call carries."""
+        attributes = {
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.guardrail.component.name": GUARDRAIL_COMPONENT,
+        }
+        if self._guardrail is not None:
+            attributes["gen_ai.guardrail.policy.id"] = self._guardrail[0]
+            attributes["gen_ai.guardrail.policy.version"] = self._guardrail[1]
+        return attributes
 
     def refused(self, status: str, error: str | None = None) -> None:
         """The call ends with `status` (a gRPC status name); `error` says why, for the log."""
@@ -265,6 +322,12 @@ class ChatTelemetry:
             value = inference.get(field_name)
             if value is not None:
                 attributes[attribute] = list(value) if isinstance(value, list) else value
+        top_k = request.get("additionalModelRequestFields", {}).get("inferenceConfig", {})
+        if "topK" in top_k:
+            attributes["gen_ai.request.top_k"] = top_k["topK"]
+        guardrail = request.get("guardrailConfig")
+        if guardrail is not None:
+            attributes["aws.bedrock.guardrail.id"] = str(guardrail.get("guardrailIdentifier", ""))
         with self._tracer.start_as_current_span(
             f"{OPERATION} {model_id}",
             kind=SpanKind.CLIENT,
@@ -333,3 +396,68 @@ _REQUEST_ATTRIBUTES = {
     "topP": "gen_ai.request.top_p",
     "stopSequences": "gen_ai.request.stop_sequences",
 }
+
+
+GUARDRAIL_EVENT = "gen_ai.guardrail.result"
+GUARDRAIL_COMPONENT = "Amazon Bedrock Guardrails"
+GUARDRAIL_INTERVENED = "guardrail_intervened"
+# At most this many result events per call: a trace can list many filters.
+_MAX_GUARDRAIL_EVENTS = 32
+# Trace keys -> the conventions' source values (Bedrock's own ApplyGuardrail terms).
+_SOURCES = {"inputAssessment": "INPUT", "outputAssessments": "OUTPUT"}
+
+
+def guardrail_results(trace: Any) -> list[dict[str, str]]:
+    """The result-event attributes of Bedrock's trace.guardrail: one per item with an action.
+
+    Only configuration words are copied (policy and filter names, types, actions);
+    a trace's matched words and PII ("match") are the caller's content and stay out.
+    """
+    results: list[dict[str, str]] = []
+    if not isinstance(trace, dict):
+        return results
+    for key, source in _SOURCES.items():
+        for assessment in _assessments(trace.get(key)):
+            for policy, body in assessment.items():
+                for item in _action_items(body):
+                    attributes = {
+                        "gen_ai.guardrail.source": source,
+                        "gen_ai.guardrail.result.type": "action",
+                        "gen_ai.guardrail.result.value": str(item["action"]),
+                        "gen_ai.guardrail.policy.rule.id": _rule(policy, item),
+                    }
+                    if isinstance(item.get("type"), str):
+                        attributes["gen_ai.guardrail.risk.category"] = item["type"]
+                    results.append(attributes)
+                    if len(results) >= _MAX_GUARDRAIL_EVENTS:
+                        return results
+    return results
+
+
+def _assessments(value: Any) -> Iterator[dict[str, Any]]:
+    """Each assessment: trace[...] maps a guardrail id to one (input) or a list (outputs)."""
+    if not isinstance(value, dict):
+        return
+    for assessed in value.values():
+        for assessment in assessed if isinstance(assessed, list) else [assessed]:
+            if isinstance(assessment, dict):
+                yield assessment
+
+
+def _action_items(value: Any) -> Iterator[dict[str, Any]]:
+    """The dicts under a policy that carry an action (topics, filters, words, entities)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("action"), str):
+            yield value
+            return
+        for item in value.values():
+            yield from _action_items(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _action_items(item)
+
+
+def _rule(policy: str, item: Mapping[str, Any]) -> str:
+    """The policy and, for a named topic, its name (configuration, not content)."""
+    name = item.get("name")
+    return f"{policy}/{name}" if policy == "topicPolicy" and isinstance(name, str) else policy

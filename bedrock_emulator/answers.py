@@ -28,6 +28,17 @@ Rules (other test suites rely on them; change them only with their owners):
   (stop reason "stop_sequence"); then more than maxTokens pieces are cut to
   maxTokens ("max_tokens"); otherwise "end_turn".
 - totalTokens = input + output + cacheRead + cacheWrite (as Bedrock reports).
+- Guard-content text counts as input like text blocks.
+- Which answer (first that applies): the guardrail intervenes (guardrails.py:
+  BLOCKED_TEXT, "guardrail_intervened"); the last user turn holds tool
+  results (tools.result_text, "end_turn"); the model calls a tool
+  (tools.plan_call: block 0 "I will call {name}.", block 1 the toolUse whose
+  input fragments are one output token each, block 2 EXPLAIN_TEXT if asked,
+  "tool_use"); else the text above, after one sentence per image, document or
+  video of the last user turn (content.describe). Stop sequences and
+  maxTokens apply to the text answers, not to a tool call or a block.
+- The metadata also reports the guardrail trace (guardrails.trace) and the
+  options the call ran with (options.applied).
 """
 
 from __future__ import annotations
@@ -36,10 +47,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from bedrock_emulator import catalog
+from bedrock_emulator import catalog, content, guardrails, options, tools
+from bedrock_emulator.tools import ToolCall
 
 ENDING = "🚀"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -88,16 +100,53 @@ _SUMMARIES = (
 
 
 @dataclass(frozen=True)
-class Answer:
-    """One response: the pieces streamed as deltas and the usage Bedrock would report."""
+class TextBlock:
+    """A text content block: its pieces are its deltas."""
 
     pieces: tuple[str, ...]
-    text: str
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass(frozen=True)
+class ToolUseBlock:
+    """A toolUse content block: a contentBlockStart, then its input in fragments."""
+
+    call: ToolCall
+
+
+Block = TextBlock | ToolUseBlock
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One response: its content blocks, in order, and the usage Bedrock would report."""
+
+    blocks: tuple[Block, ...]
     stop_reason: str
     input_tokens: int
     output_tokens: int
     cache_read: int
     cache_write: int
+    # The metadata's trace.guardrail, when the request asked for a trace.
+    guardrail_trace: dict[str, Any] | None = None
+    # performanceConfig / serviceTier as the metadata reports them.
+    applied: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pieces(self) -> tuple[str, ...]:
+        """Every text delta, across the text blocks."""
+        return tuple(p for b in self.blocks if isinstance(b, TextBlock) for p in b.pieces)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(b.call for b in self.blocks if isinstance(b, ToolUseBlock))
 
     @property
     def total_tokens(self) -> int:
@@ -114,6 +163,28 @@ class Answer:
             usage["cacheReadInputTokens"] = self.cache_read
             usage["cacheWriteInputTokens"] = self.cache_write
         return usage
+
+    def reported(self) -> dict[str, Any]:
+        """What the metadata event (and Converse response) carries beyond usage and metrics."""
+        extra: dict[str, Any] = dict(self.applied)
+        if self.guardrail_trace is not None:
+            extra["trace"] = {"guardrail": self.guardrail_trace}
+        return extra
+
+    def content(self) -> list[dict[str, Any]]:
+        """The Converse response's message content."""
+        return [
+            {"text": b.text}
+            if isinstance(b, TextBlock)
+            else {
+                "toolUse": {
+                    "toolUseId": b.call.tool_use_id,
+                    "name": b.call.name,
+                    "input": b.call.input,
+                }
+            }
+            for b in self.blocks
+        ]
 
 
 def count_tokens(text: str) -> int:
@@ -147,29 +218,74 @@ def cache_key(model_id: str, request: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def compose_answer(model_id: str, request: Mapping[str, Any], *, cache_hit: bool = False) -> Answer:
+def compose_answer(
+    model_id: str,
+    request: Mapping[str, Any],
+    *,
+    cache_hit: bool = False,
+    raw_body: bytes | None = None,
+) -> Answer:
     """The answer `model_id` gives to a (valid) Converse request.
 
     `cache_hit` says whether the request's cacheable prefix is already in the
     prompt cache; it only moves tokens between input, cache read and cache write.
+    `raw_body` is the body as received (it names a tool call); without it, the
+    bytes boto3 sends for `request` (json.dumps of it, as in the request log).
     """
     spec = _family_model(model_id)
-    question = _normalise(last_user_text(request))
-    pieces = split_pieces(_full_text(spec.family, question))
-    pieces, stop_reason = _apply_stops(pieces, request.get("inferenceConfig") or {})
-
+    user_text = last_user_text(request)
+    intervened = guardrails.intervenes(request, user_text)
+    blocks, stop_reason = _answer_blocks(
+        spec.family, request, user_text, intervened, raw_body or json.dumps(request).encode()
+    )
     texts = _all_texts(request)
     total_input = sum(count_tokens(text) for text in texts)
     cacheable = sum(count_tokens(text) for text in _cacheable_prefix(request))
+    output = sum(
+        len(b.pieces) if isinstance(b, TextBlock) else len(b.call.fragments()) for b in blocks
+    )
     return Answer(
-        pieces=pieces,
-        text="".join(pieces),
+        blocks=blocks,
         stop_reason=stop_reason,
         input_tokens=total_input - cacheable,
-        output_tokens=len(pieces),
+        output_tokens=output,
         cache_read=cacheable if cache_hit else 0,
         cache_write=0 if cache_hit else cacheable,
+        guardrail_trace=guardrails.trace(request, intervened),
+        applied=options.applied(request),
     )
+
+
+def _answer_blocks(
+    family: str, request: Mapping[str, Any], user_text: str, intervened: bool, raw_body: bytes
+) -> tuple[tuple[Block, ...], str]:
+    if intervened:
+        return (TextBlock(split_pieces(guardrails.BLOCKED_TEXT)),), "guardrail_intervened"
+    inference_config = request.get("inferenceConfig") or {}
+    result = tools.result_text(request)
+    if result is not None:
+        pieces, stop_reason = _apply_stops(split_pieces(result), inference_config)
+        return (TextBlock(pieces),), stop_reason
+    call = tools.plan_call(request, user_text, raw_body)
+    if call is not None:
+        blocks: list[Block] = [
+            TextBlock(split_pieces(f"I will call {call.name}.")),
+            ToolUseBlock(call),
+        ]
+        if call.explain:
+            blocks.append(TextBlock(split_pieces(tools.EXPLAIN_TEXT)))
+        return tuple(blocks), "tool_use"
+    seen = content.describe(_last_user_blocks(request))
+    text = " ".join([*seen, _full_text(family, _normalise(user_text))])
+    pieces, stop_reason = _apply_stops(split_pieces(text), inference_config)
+    return (TextBlock(pieces),), stop_reason
+
+
+def _last_user_blocks(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    for message in reversed(request.get("messages") or []):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return [b for b in message.get("content") or [] if isinstance(b, Mapping)]
+    return []
 
 
 def _family_model(model_id: str) -> catalog.ModelSpec:
@@ -265,7 +381,14 @@ def _blocks(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _all_texts(request: Mapping[str, Any]) -> list[str]:
-    return [b["text"] for b in _blocks(request) if isinstance(b.get("text"), str)]
+    texts = []
+    for block in _blocks(request):
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        guard = block.get("guardContent")
+        if isinstance(guard, Mapping) and isinstance(guard.get("text"), Mapping):
+            texts.append(str(guard["text"].get("text", "")))
+    return texts
 
 
 def _cacheable_prefix(request: Mapping[str, Any]) -> list[str]:

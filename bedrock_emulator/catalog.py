@@ -46,6 +46,14 @@ class ModelSpec:
     # to them, so inference answers AccessDeniedException.
     access_granted: bool = True
     profile_prefixes: tuple[str, ...] = ("us", "eu", "apac")
+    # performanceConfig latency "optimized" is accepted (Nova Pro only).
+    latency_optimized: bool = False
+
+    def takes(self, kind: str) -> bool:
+        """Whether the model reads an image, document or video content block."""
+        # Document understanding comes with the image modality (Lite, Pro, Premier).
+        modality = {"image": "IMAGE", "document": "IMAGE", "video": "VIDEO"}[kind]
+        return modality in self.input_modalities
 
     def arn(self, region: str = DEFAULT_REGION) -> str:
         return f"arn:aws:bedrock:{region}::foundation-model/{self.model_id}"
@@ -72,6 +80,7 @@ MODELS: tuple[ModelSpec, ...] = (
         10_000,
         ("TEXT", "IMAGE", "VIDEO"),
         Pacing(0.350, 0.020),
+        latency_optimized=True,
     ),
     ModelSpec(
         "amazon.nova-premier-v1:0",

@@ -1,12 +1,14 @@
 """The emulator's record of what it was asked, what it answered and who hung up.
 
 Tests read it through GET /_emulator/requests to check what a service really
-sent to Bedrock (body, credentials, model) and how the exchange ended
+sent to Bedrock (every body as received: its JSON, or its text when it does not parse;
+credentials; model) and how the exchange ended
 (status, error, fault, full streamed text, usage, completed or disconnected).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -45,6 +47,14 @@ class LogEntry:
         if not self.disconnected:
             self.disconnected = True
             self.disconnected_at = time.time()
+
+
+def logged_body(raw: bytes) -> Any:
+    """A request body as the log keeps it: its JSON when it parses, else its text as received."""
+    try:
+        return json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return raw.decode("utf-8", errors="replace")
 
 
 # The newest entries kept: `dualnova up` runs for days and health probes alone

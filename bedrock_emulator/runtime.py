@@ -22,7 +22,7 @@ from bedrock_emulator.connection import pause
 from bedrock_emulator.errors import INVALID_MODEL_ID, NO_MODEL_ACCESS, BedrockError, validation
 from bedrock_emulator.faults import FaultRule
 from bedrock_emulator.replies import error_reply, hung_up, json_reply
-from bedrock_emulator.requests_log import LogEntry
+from bedrock_emulator.requests_log import LogEntry, logged_body
 from bedrock_emulator.state import STATE, EmulatorState
 from bedrock_emulator.validation import parse_body, validate_converse
 
@@ -69,9 +69,9 @@ def _decide(
     entry: LogEntry,
     started: float,
 ) -> Admitted:
+    entry.body = logged_body(raw)
     authenticate(request.headers)
     body = parse_body(raw)
-    entry.body = body
     model = catalog.resolve(model_id)
     if model is None:
         raise validation(INVALID_MODEL_ID)
@@ -96,7 +96,7 @@ def _decide(
         per_delta_s = fault.delay_ms / 1000
     return Admitted(
         model=model,
-        answer=compose_answer(model.model_id, body, cache_hit=hit),
+        answer=compose_answer(model.model_id, body, cache_hit=hit, raw_body=raw),
         fault=fault,
         started=started,
         first_token_s=model.pacing.first_token_s * state.pace,
@@ -123,9 +123,10 @@ async def converse(request: web.Request) -> web.StreamResponse:
     return json_reply(
         entry,
         {
-            "output": {"message": {"role": "assistant", "content": [{"text": answer.text}]}},
+            "output": {"message": {"role": "assistant", "content": answer.content()}},
             "stopReason": answer.stop_reason,
             "usage": answer.usage(),
             "metrics": {"latencyMs": outcome.latency_ms()},
+            **answer.reported(),
         },
     )

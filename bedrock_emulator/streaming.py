@@ -1,11 +1,14 @@
 """ConverseStream: the answer as an event stream, paced, with mid-stream faults.
 
-Events in Bedrock's order: messageStart, one contentBlockDelta per piece,
-contentBlockStop, messageStop, metadata (usage and the real elapsed
-latencyMs). Like Bedrock, each event payload carries a `p` padding field that
-clients must ignore. A mid_stream_error sends its exception message after
-`after_deltas` deltas; a hang sends them and then nothing until the caller
-hangs up (or HANG_LIMIT_S passes). Every step notices a caller that hung up
+Events in Bedrock's order: messageStart; per content block, a
+contentBlockStart (toolUse blocks only: a text block's first delta opens it),
+one contentBlockDelta per text piece or input fragment, contentBlockStop;
+messageStop; metadata (usage, the real elapsed latencyMs, and the guardrail
+trace and applied options when there are any). Like Bedrock, each event
+payload carries a `p` padding field that clients must ignore. A
+mid_stream_error sends its exception message after `after_deltas` deltas; a
+hang sends them and then nothing until the caller hangs up (or HANG_LIMIT_S
+passes). Every step notices a caller that hung up
 and records it in the request log.
 """
 
@@ -18,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from bedrock_emulator import eventstream, faults
+from bedrock_emulator.answers import ToolUseBlock
 from bedrock_emulator.connection import pause, send
 from bedrock_emulator.errors import BedrockError
 from bedrock_emulator.replies import error_reply, hung_up
@@ -75,6 +79,7 @@ class _Stream:
         self._entry = entry
         self._admitted = admitted
         self._sent = 0
+        self._deltas = 0  # contentBlockDelta events sent, across blocks
 
     async def run(self) -> bool:
         """Send the stream; False if the caller hung up before its end."""
@@ -85,25 +90,42 @@ class _Stream:
             return False
         if not await pause(self._request, admitted.first_token_s):
             return False
-        for index, piece in enumerate(answer.pieces):
-            if interrupt is not None and index == interrupt.after_deltas:
+        last = len(answer.blocks) - 1
+        for index, block in enumerate(answer.blocks):
+            if isinstance(block, ToolUseBlock):
+                start = {"toolUse": {"toolUseId": block.call.tool_use_id, "name": block.call.name}}
+                if not await self._event(
+                    "contentBlockStart", {"contentBlockIndex": index, "start": start}
+                ):
+                    return False
+                deltas: list[dict[str, Any]] = [
+                    {"toolUse": {"input": fragment}} for fragment in block.call.fragments()
+                ]
+            else:
+                deltas = [{"text": piece} for piece in block.pieces]
+            for delta in deltas:
+                if interrupt is not None and self._deltas == interrupt.after_deltas:
+                    return await self._interrupt(interrupt)
+                if self._deltas and not await pause(self._request, admitted.per_delta_s):
+                    return False
+                if not await self._event(
+                    "contentBlockDelta", {"contentBlockIndex": index, "delta": delta}
+                ):
+                    return False
+                self._deltas += 1
+                self._entry.response_text += delta.get("text", "")
+            if interrupt is not None and index == last:
                 return await self._interrupt(interrupt)
-            if index and not await pause(self._request, admitted.per_delta_s):
+            if not await self._event("contentBlockStop", {"contentBlockIndex": index}):
                 return False
-            if not await self._event(
-                "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}
-            ):
-                return False
-            self._entry.response_text += piece
-        if interrupt is not None:
-            return await self._interrupt(interrupt)
+        metadata = {
+            "usage": answer.usage(),
+            "metrics": {"latencyMs": admitted.latency_ms()},
+            **answer.reported(),
+        }
         for event_type, payload in (
-            ("contentBlockStop", {"contentBlockIndex": 0}),
             ("messageStop", {"stopReason": answer.stop_reason}),
-            (
-                "metadata",
-                {"usage": answer.usage(), "metrics": {"latencyMs": admitted.latency_ms()}},
-            ),
+            ("metadata", metadata),
         ):
             if not await self._event(event_type, payload):
                 return False

@@ -6,8 +6,10 @@ member, maxTokens above the model limit, coral-style range errors). Two are
 the emulator's wording because no Bedrock text is on record: a content block
 that sets more than one union member, and more than MAX_STOP_SEQUENCES stop
 sequences (the limit Nova documents nowhere; 4 is what the emulator enforces).
-The emulator answers text and cachePoint blocks only; other members (image,
-document, toolUse, ...) are refused with a message that says so.
+Media and guard-content blocks are checked by content.py, tool blocks and
+toolConfig by tools.py, guardrailConfig by guardrails.py, the per-call
+options by options.py; members the emulator does not answer (audio,
+reasoningContent, ...) are refused with a message that says so.
 
 boto3 already refuses some of these on the client side (ParamValidationError);
 the emulator still checks them for raw HTTP callers.
@@ -20,8 +22,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from bedrock_emulator import guardrails, options, tools
 from bedrock_emulator.catalog import ModelSpec
-from bedrock_emulator.errors import constraint, validation
+from bedrock_emulator.content import MediaChecker
+from bedrock_emulator.errors import BedrockError, constraint, validation
 
 MAX_STOP_SEQUENCES = 4
 MALFORMED = "Malformed input request, please reformat your input and try again."
@@ -35,7 +39,18 @@ MUST_ALTERNATE = (
 )
 _CONTENT_KEYS = "text, image, toolUse, toolResult, document, video"
 _SYSTEM_KEYS = "text, guardContent, cachePoint"
-_ANSWERED_MEMBERS = {"text", "cachePoint"}
+_MESSAGE_MEMBERS = {
+    "text",
+    "cachePoint",
+    "image",
+    "document",
+    "video",
+    "guardContent",
+    "toolUse",
+    "toolResult",
+}
+_SYSTEM_MEMBERS = {"text", "cachePoint", "guardContent"}
+_RESULT_KEYS = "text, json, image, document, video"
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -51,12 +66,17 @@ def parse_body(raw: bytes) -> dict[str, Any]:
 
 def validate_converse(body: Mapping[str, Any], model: ModelSpec) -> None:
     """Raise the ValidationException Bedrock would answer, or return for a valid request."""
-    _check_messages(body.get("messages"))
-    _check_system(body.get("system"))
+    media = MediaChecker(model)
+    _check_messages(body.get("messages"), media)
+    _check_system(body.get("system"), media)
     _check_inference_config(body.get("inferenceConfig"), model)
+    tools.check_tool_config(body.get("toolConfig"))
+    tools.check_pairing(body["messages"])
+    guardrails.check_config(body.get("guardrailConfig"))
+    options.check_options(body, model)
 
 
-def _check_messages(messages: Any) -> None:
+def _check_messages(messages: Any, media: MediaChecker) -> None:
     if messages is None:
         messages = []
     if not isinstance(messages, list):
@@ -79,10 +99,10 @@ def _check_messages(messages: Any) -> None:
         if role == previous_role:
             raise validation(MUST_ALTERNATE)
         previous_role = role
-        _check_content(message.get("content"), index)
+        _check_content(message.get("content"), index, media)
 
 
-def _check_content(content: Any, message_index: int) -> None:
+def _check_content(content: Any, message_index: int, media: MediaChecker) -> None:
     where = f"messages.{message_index}"
     if content is None or content == []:
         raise validation(
@@ -92,19 +112,51 @@ def _check_content(content: Any, message_index: int) -> None:
     if not isinstance(content, list):
         raise validation(MALFORMED)
     for index, block in enumerate(content):
-        _check_block(block, f"{where}.content.{index}", "ContentBlock", _CONTENT_KEYS)
+        path = f"messages.{message_index}.member.content.{index}.member"
+        member = _check_block(block, f"{where}.content.{index}", "ContentBlock", _CONTENT_KEYS)
+        if member not in _MESSAGE_MEMBERS:
+            raise _not_answered(member, "ContentBlock", f"{where}.content.{index}")
+        _check_member(block, member, path, media)
 
 
-def _check_system(system: Any) -> None:
+def _check_member(block: Mapping[str, Any], member: str, path: str, media: MediaChecker) -> None:
+    """The checks of one member beyond text and cachePoint (those are checked in _check_block)."""
+    if member in ("image", "document", "video", "guardContent"):
+        media.check(member, block[member], path)
+    elif member == "toolUse":
+        tools.check_tool_use(block[member], path)
+    elif member == "toolResult":
+        for index, item in enumerate(tools.check_tool_result_shape(block[member], path)):
+            where = f"{path}.toolResult.content.{index}"
+            inner = _check_block(item, where, "ToolResultContentBlock", _RESULT_KEYS)
+            if inner in ("image", "document", "video"):
+                media.check(inner, item[inner], f"{where}.member")
+            elif inner != "text" and inner != "json":
+                raise _not_answered(inner, "ToolResultContentBlock", where)
+
+
+def _not_answered(member: str, kind: str, where: str) -> BedrockError:
+    return validation(
+        f"The {member} field in the {kind} object at {where} is not supported by the "
+        "Bedrock emulator, which does not answer that kind of block."
+    )
+
+
+def _check_system(system: Any, media: MediaChecker) -> None:
     if system is None:
         return
     if not isinstance(system, list):
         raise validation(MALFORMED)
     for index, block in enumerate(system):
-        _check_block(block, f"system.{index}", "SystemContentBlock", _SYSTEM_KEYS)
+        member = _check_block(block, f"system.{index}", "SystemContentBlock", _SYSTEM_KEYS)
+        if member not in _SYSTEM_MEMBERS:
+            raise _not_answered(member, "SystemContentBlock", f"system.{index}")
+        if member == "guardContent":
+            media.check(member, block[member], f"system.{index}.member")
 
 
-def _check_block(block: Any, where: str, kind: str, keys: str) -> None:
+def _check_block(block: Any, where: str, kind: str, keys: str) -> str:
+    """The one member a union block sets, with text and cachePoint checked here."""
     if not isinstance(block, Mapping):
         raise validation(MALFORMED)
     members = [name for name, value in block.items() if value is not None]
@@ -115,11 +167,6 @@ def _check_block(block: Any, where: str, kind: str, keys: str) -> None:
             f"{kind} object at {where} must set only one of the following keys: {keys}."
         )
     (member,) = members
-    if member not in _ANSWERED_MEMBERS:
-        raise validation(
-            f"The {member} field in the {kind} object at {where} is not supported by the "
-            "Bedrock emulator, which answers text and cachePoint blocks only."
-        )
     if member == "text":
         text = block["text"]
         if not isinstance(text, str):
@@ -129,7 +176,7 @@ def _check_block(block: Any, where: str, kind: str, keys: str) -> None:
                 f"The text field in the {kind} object at {where} is blank. "
                 "Add text to the text field, and try again."
             )
-    else:
+    elif member == "cachePoint":
         point = block["cachePoint"]
         point_type = point.get("type") if isinstance(point, Mapping) else None
         if point_type != "default":
@@ -138,6 +185,7 @@ def _check_block(block: Any, where: str, kind: str, keys: str) -> None:
                 point_type,
                 "Member must satisfy enum value set: [default]",
             )
+    return str(member)
 
 
 def _check_inference_config(config: Any, model: ModelSpec) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,7 +30,7 @@ from dualnova.cli.chat import (
     channel_credentials,
     gateway_target,
 )
-from dualnova.cli.render import EXIT_OK, EXIT_USAGE, ORDERINGS, TITLES, LiveView, PlainView, View
+from dualnova.cli.render import EXIT_OK, EXIT_USAGE, ORDERINGS, LiveView, PlainView, View
 from dualnova.cli.repl_transcript import BOTH, CONTINUE_CHOICES, Conversation
 from dualnova.cli.repl_turn import TurnFailed, run_turn
 from dualnova.gateway.v1 import gateway_pb2_grpc
@@ -190,7 +192,8 @@ class Repl:
             metadata=self._metadata,
         )
         try:
-            turn = runner.run(turn_call)
+            with _no_echo(self._stdin if self._interactive else None):
+                turn = runner.run(turn_call)
         except KeyboardInterrupt:
             self._say("(cancelled: the conversation is as it was before this question)")
             return
@@ -245,7 +248,7 @@ class Repl:
         elif argument == BOTH:
             self._say("each route will continue from its own answer")
         else:
-            self._say(f"{TITLES[argument]}'s answer will continue the conversation")
+            self._say(f"{_title(argument)}'s answer will continue the conversation")
 
     def _save(self, argument: str) -> None:
         if not argument:
@@ -273,11 +276,33 @@ def _continuation_line(continued_with: str | None, choice: str) -> str:
     if continued_with == BOTH:
         return "each route continues from its own answer"
     other = next(name for name in ROUTES if name != continued_with)
-    line = f"{TITLES[continued_with]}'s answer continues the conversation"
+    line = f"{_title(continued_with)}'s answer continues the conversation"
     if choice != continued_with:
         # The chosen answer (or, for both, the other route's) did not come.
-        return f"{line} ({TITLES[other]} had no answer)"
-    return f"{line} (/continue {other} to use {TITLES[other]}'s)"
+        return f"{line} ({_title(other)} had no answer)"
+    return f"{line} (/continue {other} to use {_title(other)}'s)"
+
+
+@contextmanager
+def _no_echo(terminal: TextIO | None) -> Iterator[None]:
+    """Keys typed while answers stream are not echoed: an echoed ^C would shift the live view."""
+    if terminal is None:
+        yield
+        return
+    try:
+        import termios
+    except ImportError:  # not a POSIX terminal: nothing to turn off
+        yield
+        return
+    descriptor = terminal.fileno()
+    saved = termios.tcgetattr(descriptor)
+    quiet = list(saved)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    termios.tcsetattr(descriptor, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(descriptor, termios.TCSANOW, saved)
 
 
 def _enable_line_editing() -> None:
@@ -290,3 +315,8 @@ def _enable_line_editing() -> None:
 
 def _turns(count: int) -> str:
     return f"{count} turn" if count == 1 else f"{count} turns"
+
+
+def _title(route: str) -> str:
+    """A route's name as people read it (Micro, Pro), as the view's column titles show it."""
+    return route.capitalize()

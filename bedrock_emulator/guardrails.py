@@ -4,8 +4,8 @@ The account knows guardrail GUARDRAIL_ID at versions "1" and "DRAFT". With
 a guardrailConfig naming it, a last user turn whose text (or guard content)
 holds the word MARKER is blocked: the answer is BLOCKED_TEXT with stop
 reason "guardrail_intervened". With trace "enabled" or "enabled_full" the
-metadata carries the assessment (a denied topic when it intervened, an
-empty assessment otherwise; enabled_full adds empty outputAssessments).
+metadata carries the assessment: a denied topic when it intervened (with
+empty outputAssessments under enabled_full), an empty assessment otherwise.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def trace(body: Mapping[str, Any], intervened: bool) -> dict[str, Any] | None:
             "topics": [{"name": "Forbidden", "type": "DENY", "action": "BLOCKED"}]
         }
     result: dict[str, Any] = {"inputAssessment": {GUARDRAIL_ID: assessment}}
-    if config["trace"] == "enabled_full":
+    if intervened and config["trace"] == "enabled_full":
         result["outputAssessments"] = {}
     return result
 

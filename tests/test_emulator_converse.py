@@ -12,13 +12,15 @@ import base64
 import hashlib
 import json
 import struct
+import urllib.error
+import urllib.request
 import zlib
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
 
 from bedrock_emulator.answers import compose_answer
 from dualnova.dev.stack import EmulatorHandle
@@ -436,6 +438,16 @@ def test_the_guardrail_passes_other_prompts_and_traces_an_empty_assessment(
     assert metadata(events)["trace"] == {"guardrail": {"inputAssessment": {"gr-dualnova": {}}}}
 
 
+def test_enabled_full_without_the_marker_traces_only_the_input(emulator: EmulatorHandle) -> None:
+    events = stream(
+        emulator,
+        MICRO,
+        messages=[user({"text": "Hello there"})],
+        guardrailConfig={**GUARDRAIL, "trace": "enabled_full"},
+    )
+    assert metadata(events)["trace"] == {"guardrail": {"inputAssessment": {"gr-dualnova": {}}}}
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -496,3 +508,53 @@ def test_top_k_must_be_an_integer_from_1_to_128(emulator: EmulatorHandle, top_k:
         additionalModelRequestFields={"inferenceConfig": {"topK": top_k}},
     )
     assert code == "ValidationException" and "topK" in message
+
+
+def test_converse_reports_the_trace_and_the_applied_options(emulator: EmulatorHandle) -> None:
+    answer = runtime(emulator).converse(
+        modelId=PRO,
+        messages=[user({"text": "Something forbidden"})],
+        guardrailConfig={**GUARDRAIL, "trace": "enabled"},
+        performanceConfig={"latency": "optimized"},
+        serviceTier={"type": "priority"},
+    )
+    assert answer["stopReason"] == "guardrail_intervened"
+    assert answer["output"]["message"]["content"] == [{"text": "Sorry, I can't help with that."}]
+    assert answer["trace"]["guardrail"]["inputAssessment"]["gr-dualnova"]["topicPolicy"]
+    assert answer["performanceConfig"] == {"latency": "optimized"}
+    assert answer["serviceTier"] == {"type": "priority"}
+
+
+# --- the request log and faults -------------------------------------------------------------
+
+
+def test_the_log_keeps_every_body_as_received(emulator: EmulatorHandle) -> None:
+    url = f"{emulator.url}/model/{MICRO}/converse-stream"
+    for body in (b'{"messages": [', b'{"messages": []}'):
+        request = urllib.request.Request(url, data=body, method="POST")  # unsigned
+        with pytest.raises(urllib.error.HTTPError) as excinfo:
+            urllib.request.urlopen(request, timeout=10)
+        assert excinfo.value.code == 403
+    logged = [entry["body"] for entry in emulator.requests()]
+    assert logged == ['{"messages": [', {"messages": []}]
+
+
+def test_a_mid_stream_error_can_cut_a_tool_call(emulator: EmulatorHandle) -> None:
+    emulator.add_fault(kind="mid_stream_error", after_deltas=6, times=1)
+    events: list[dict[str, Any]] = []
+    with pytest.raises(EventStreamError):
+        response = runtime(emulator).converse_stream(
+            modelId=PRO,
+            messages=[user({"text": "get_weather now"})],
+            toolConfig={"tools": [WEATHER]},
+        )
+        for event in response["stream"]:
+            events.append(event)
+    # Four text pieces, the toolUse start, then two of its input fragments.
+    inputs = [
+        e["contentBlockDelta"]["delta"]["toolUse"]["input"]
+        for e in events
+        if "toolUse" in e.get("contentBlockDelta", {}).get("delta", {})
+    ]
+    assert inputs == [WEATHER_INPUT[:7], WEATHER_INPUT[7:14]]
+    assert emulator.requests()[-1]["completed"] is False

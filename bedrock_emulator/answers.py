@@ -28,7 +28,9 @@ Rules (other test suites rely on them; change them only with their owners):
   (stop reason "stop_sequence"); then more than maxTokens pieces are cut to
   maxTokens ("max_tokens"); otherwise "end_turn".
 - totalTokens = input + output + cacheRead + cacheWrite (as Bedrock reports).
-- Guard-content text counts as input like text blocks.
+- Guard-content text counts as text (input tokens, the question), and so
+  do a toolUse's input and a toolResult's text and JSON (input tokens; JSON
+  serialized compactly).
 - Which answer (first that applies): the guardrail intervenes (guardrails.py:
   BLOCKED_TEXT, "guardrail_intervened"); the last user turn holds tool
   results (tools.result_text, "end_turn"); the model calls a tool
@@ -198,15 +200,23 @@ def split_pieces(text: str) -> tuple[str, ...]:
 
 
 def last_user_text(request: Mapping[str, Any]) -> str:
-    """The text blocks of the last user message, joined by spaces."""
+    """The text (and guard-content text) blocks of the last user message, joined by spaces."""
     for message in reversed(request.get("messages") or []):
         if isinstance(message, Mapping) and message.get("role") == "user":
-            return " ".join(
-                block["text"]
-                for block in message.get("content") or []
-                if isinstance(block, Mapping) and isinstance(block.get("text"), str)
-            )
+            texts = (_block_text(b) for b in message.get("content") or [] if isinstance(b, Mapping))
+            return " ".join(text for text in texts if text is not None)
     return ""
+
+
+def _block_text(block: Mapping[str, Any]) -> str | None:
+    """A block's text as the model reads it: a text block's, or a guard-content block's."""
+    if isinstance(block.get("text"), str):
+        return str(block["text"])
+    guard = block.get("guardContent")
+    if isinstance(guard, Mapping) and isinstance(guard.get("text"), Mapping):
+        text = guard["text"].get("text")
+        return text if isinstance(text, str) else None
+    return None
 
 
 def cache_key(model_id: str, request: Mapping[str, Any]) -> str | None:
@@ -381,14 +391,27 @@ def _blocks(request: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _all_texts(request: Mapping[str, Any]) -> list[str]:
+    """Every text the model reads as input, tool inputs and tool results included."""
     texts = []
     for block in _blocks(request):
-        if isinstance(block.get("text"), str):
-            texts.append(block["text"])
-        guard = block.get("guardContent")
-        if isinstance(guard, Mapping) and isinstance(guard.get("text"), Mapping):
-            texts.append(str(guard["text"].get("text", "")))
+        text = _block_text(block)
+        if text is not None:
+            texts.append(text)
+        use = block.get("toolUse")
+        if isinstance(use, Mapping):
+            texts.append(_compact(use.get("input")))
+        result = block.get("toolResult")
+        if isinstance(result, Mapping):
+            for item in result.get("content") or []:
+                if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+                    texts.append(item["text"])
+                elif isinstance(item, Mapping) and "json" in item:
+                    texts.append(_compact(item["json"]))
     return texts
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _cacheable_prefix(request: Mapping[str, Any]) -> list[str]:

@@ -1,8 +1,8 @@
 """Guardrails: the one guardrail the emulated account has, when it intervenes, and its trace.
 
 The account knows guardrail GUARDRAIL_ID at versions "1" and "DRAFT". With
-a guardrailConfig naming it, a last user turn whose text (or guard content)
-holds the word MARKER is blocked: the answer is BLOCKED_TEXT with stop
+a guardrailConfig naming it, a last user turn whose text (guard content
+included) holds the word MARKER is blocked: the answer is BLOCKED_TEXT with stop
 reason "guardrail_intervened". With trace "enabled" or "enabled_full" the
 metadata carries the assessment: a denied topic when it intervened (with
 empty outputAssessments under enabled_full), an empty assessment otherwise.
@@ -53,10 +53,10 @@ def check_config(config: Any) -> None:
 
 
 def intervenes(body: Mapping[str, Any], user_text: str) -> bool:
-    """The guardrail blocks this (valid) request."""
+    """The guardrail blocks this (valid) request; `user_text` is the last user turn's text."""
     if body.get("guardrailConfig") is None:
         return False
-    return _MARKER.search(" ".join([user_text, *_guarded_texts(body)])) is not None
+    return _MARKER.search(user_text) is not None
 
 
 def trace(body: Mapping[str, Any], intervened: bool) -> dict[str, Any] | None:
@@ -73,15 +73,3 @@ def trace(body: Mapping[str, Any], intervened: bool) -> dict[str, Any] | None:
     if intervened and config["trace"] == "enabled_full":
         result["outputAssessments"] = {}
     return result
-
-
-def _guarded_texts(body: Mapping[str, Any]) -> list[str]:
-    """The guard-content texts of the last user turn (what a guardrail evaluates when present)."""
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            return [
-                block["guardContent"]["text"]["text"]
-                for block in message.get("content") or []
-                if isinstance(block, Mapping) and isinstance(block.get("guardContent"), Mapping)
-            ]
-    return []

@@ -22,7 +22,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
-from bedrock_emulator.answers import compose_answer
+from bedrock_emulator.answers import compose_answer, count_tokens
 from dualnova.dev.stack import EmulatorHandle
 
 MICRO = "amazon.nova-micro-v1:0"
@@ -368,6 +368,9 @@ def test_a_tool_result_is_answered_and_converse_returns_the_tool_use(
         events = stream(emulator, PRO, messages=messages, toolConfig=config)
         assert text_of(events) == f"The get_weather tool returned: {said}."
         assert stop_reason(events) == "end_turn"
+        # The tool's input and result are input the model read.
+        read = f"get_weather please I will call get_weather. {WEATHER_INPUT} {said}"
+        assert metadata(events)["usage"]["inputTokens"] == count_tokens(read)
 
 
 def test_a_tool_result_must_answer_the_previous_assistant_turn(emulator: EmulatorHandle) -> None:
@@ -446,6 +449,21 @@ def test_enabled_full_without_the_marker_traces_only_the_input(emulator: Emulato
         guardrailConfig={**GUARDRAIL, "trace": "enabled_full"},
     )
     assert metadata(events)["trace"] == {"guardrail": {"inputAssessment": {"gr-dualnova": {}}}}
+
+
+def test_guard_content_is_read_and_guarded_like_text(emulator: EmulatorHandle) -> None:
+    guarded = {"guardContent": {"text": {"text": "the forbidden part", "qualifiers": ["query"]}}}
+    request = {
+        "system": [{"text": "Be brief."}, {"guardContent": {"text": {"text": "Rules apply."}}}],
+        "messages": [user({"text": "Hello"}, guarded)],
+    }
+    plain = stream(emulator, MICRO, **request)
+    assert text_of(plain).startswith('질문: "Hello the forbidden part" —')
+    assert metadata(plain)["usage"]["inputTokens"] == count_tokens(
+        "Be brief. Rules apply. Hello the forbidden part"
+    )
+    blocked = stream(emulator, MICRO, **request, guardrailConfig=GUARDRAIL)
+    assert stop_reason(blocked) == "guardrail_intervened"
 
 
 @pytest.mark.parametrize(

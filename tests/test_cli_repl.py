@@ -333,12 +333,23 @@ def test_ctrl_c_mid_answer_cancels_the_turn_and_keeps_the_conversation(
     assert asked(emulator)[-1]["micro"] == history
 
 
-def test_ctrl_c_at_the_prompt_exits_0(gateway: ServiceHandle) -> None:
+def test_ctrl_c_drops_a_half_typed_line_and_at_an_empty_prompt_exits_0(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
     with repl("--gateway", gateway.address) as child:
+        ask(child, FIRST)
+        child.send("반쯤 쓴 질문")
+        child.expect_exact("반쯤 쓴 질문")  # echoed: the prompt holds it
+        child.sendintr()
+        child.expect_exact(PROMPT)
+        ask(child, SECOND)
         child.sendintr()
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 0
+
+    history = conversation(("user", FIRST), ("assistant", micro(FIRST)), ("user", SECOND))
+    assert asked(emulator)[-1]["micro"] == history
 
 
 def test_quit_exits_0(gateway: ServiceHandle) -> None:

@@ -5,8 +5,8 @@ Each question goes to both routes in one DualChat and both answers stream in
 Micro's by default, or whichever `/continue` names (it re-decides the turn
 just shown, and the turns after it); `/continue both` lets each route go on
 from its own answer. Ctrl-C during an answer cancels that turn's call and the
-conversation stays as it was before the question; Ctrl-C or Ctrl-D at the
-prompt leaves (exit 0).
+conversation stays as it was before the question; Ctrl-C at an empty prompt
+or Ctrl-D leaves (exit 0), and Ctrl-C on a half-typed line drops the line.
 
 Exit status: 0 when the person leaves, 2 for a usage error.
 """
@@ -49,7 +49,7 @@ Type a question to ask Micro and Pro; both answers stream side by side.
   /save FILE                write the conversation as JSON: every turn with both answers,
                             which one continued, tokens and timings
   /help                     this list
-  /quit                     leave (so do Ctrl-D and Ctrl-C at the prompt)
+  /quit                     leave (so do Ctrl-D and Ctrl-C at an empty prompt)
 Ctrl-C while the answers stream cancels that question; the conversation stays as it was."""
 
 
@@ -154,7 +154,14 @@ class Repl:
         while True:
             try:
                 line = self._read_line()
-            except (EOFError, KeyboardInterrupt):
+            except KeyboardInterrupt:
+                if not self._interactive:
+                    return EXIT_OK
+                self._console.print()
+                if _typed_line():
+                    continue  # Ctrl-C on a half-typed line drops the line, as a shell does
+                return EXIT_OK
+            except EOFError:
                 if self._interactive:
                     self._console.print()
                 return EXIT_OK
@@ -303,6 +310,12 @@ def _no_echo(terminal: TextIO | None) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(descriptor, termios.TCSANOW, saved)
+
+
+def _typed_line() -> str:
+    """What was typed at the prompt when Ctrl-C came (readline keeps it); empty without readline."""
+    readline = sys.modules.get("readline")
+    return "" if readline is None else str(readline.get_line_buffer())
 
 
 def _enable_line_editing() -> None:

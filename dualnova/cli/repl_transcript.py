@@ -92,13 +92,8 @@ class Turn:
         chosen = self.continued_with
         if chosen is None:
             return None
-        if chosen == BOTH:
-            own = self.routes[route]
-            if own.answered:
-                return own.text
-            # The route failed this turn: it sees the answer that did come.
-            chosen = next(name for name in ROUTES if self.routes[name].answered)
-        return self.routes[chosen].text
+        # "both" is only ever chosen for a turn both routes answered.
+        return self.routes[route if chosen == BOTH else chosen].text
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,7 +194,10 @@ class Conversation:
         }
 
     def save(self, path: Path, gateway: str) -> None:
-        """Write the transcript to `path` whole or not at all: a failure leaves a file as it was."""
+        """Write the transcript to `path` whole or not at all: a failure leaves a file as it was.
+
+        The file is its owner's alone (mode 0600, as mkstemp makes it): it holds the conversation.
+        """
         text = json.dumps(self.to_json(gateway), ensure_ascii=False, indent=2) + "\n"
         directory = path.parent
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")

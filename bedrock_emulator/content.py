@@ -7,6 +7,12 @@ format it claims (by magic bytes), at most MAX_IMAGE_BYTES each and
 MAX_IMAGES per request; a document at most MAX_DOCUMENT_BYTES each and
 MAX_DOCUMENTS per request, its name in Bedrock's character rules. Videos are
 checked for their format only. The answer to what was read is `describe()`.
+
+Wording: the document-name rule and the coral-style constraints are
+Bedrock's; the capability message is the project contract's (Bedrock's own
+ends "Update the content block and try again." instead); the image and
+document size and count messages are the emulator's (no Bedrock text on
+record), each naming its limit.
 """
 
 from __future__ import annotations

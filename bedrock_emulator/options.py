@@ -4,6 +4,8 @@ Latency-optimized inference is accepted only by models that offer it (Nova
 Pro); every service tier is accepted. What the request set is echoed in the
 metadata event (`applied()`), as Bedrock reports what served the call. Nova's
 topK (additionalModelRequestFields.inferenceConfig.topK) must be 1-128.
+The latency and topK messages are the project contract's and the
+emulator's; the enum, length and pattern ones are coral-style, as Bedrock's.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The emulator's record of what it was asked, what it answered and who hung up.
 
 Tests read it through GET /_emulator/requests to check what a service really
-sent to Bedrock (every body as received: its JSON, or its text when it does not parse;
-credentials; model) and how the exchange ended
-(status, error, fault, full streamed text, usage, completed or disconnected).
+sent to Bedrock (every body as received: its JSON, or its text when it does
+not parse, even when the request is refused; credentials; model) and how the
+exchange ended (status, error, fault, streamed text, usage, completed or
+disconnected).
 """
 
 from __future__ import annotations

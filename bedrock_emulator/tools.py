@@ -5,10 +5,18 @@ user turn's text names a tool (case-insensitive), and that turn holds no
 toolResult, the model calls a tool: toolChoice.tool's, else the first tool
 the text names, else (any) the first tool. Its input is built from the
 schema's properties in order (string "emulated", integer 1, number 1.5,
-boolean true, array [], object {}) and streamed in INPUT_FRAGMENT-character
+boolean true, array [], object {}, any other type null) and streamed in INPUT_FRAGMENT-character
 fragments; its id is "tooluse_" and the first 16 hex digits of the SHA-256
-of the request body as received. A turn of tool results is answered by
-naming what each tool returned.
+of the request body as received (for boto3 and the inference service,
+json.dumps of the body the request log keeps). A turn of tool results is
+answered by naming what each tool returned. "then explain" in the text
+(case-insensitive) adds a text block after the call.
+
+Wording: the coral-style constraints follow Bedrock; the toolUseId mismatch
+is the project contract's, and the schema, toolChoice and duplicate-name
+messages are the emulator's (no Bedrock text on record for Nova). Bedrock
+also refuses toolUse/toolResult blocks without a toolConfig for some models;
+the emulator does not.
 """
 
 from __future__ import annotations

@@ -391,10 +391,38 @@ def test_a_tool_result_must_answer_the_previous_assistant_turn(emulator: Emulato
     )
 
 
-def test_a_tool_schema_must_be_an_object_schema(emulator: EmulatorHandle) -> None:
-    bad = {"toolSpec": {"name": "t", "inputSchema": {"json": {"type": "string"}}}}
-    code, _ = refusal(emulator, PRO, messages=[user({"text": "t"})], toolConfig={"tools": [bad]})
-    assert code == "ValidationException"
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": {"type": "string"}}}}]},
+            "The input schema of tool t is not valid: inputSchema.json must be a JSON schema "
+            'object with "type": "object".',
+        ),
+        (
+            {"tools": [WEATHER], "toolChoice": {"tool": {"name": "get_time"}}},
+            "The tool get_time named in toolConfig.toolChoice is not defined in toolConfig.tools.",
+        ),
+        (
+            {"tools": [WEATHER, WEATHER]},
+            "The toolConfig contains duplicate tool names. Rename the tools and try again.",
+        ),
+        (
+            {"tools": [{"toolSpec": {**CLOCK["toolSpec"], "name": "get time"}}]},
+            "1 validation error detected: Value 'get time' at "
+            "'toolConfig.tools.0.member.toolSpec.name' failed to satisfy constraint: Member must "
+            "satisfy regular expression pattern: [a-zA-Z0-9_-]+",
+        ),
+    ],
+    ids=["schema-not-object", "choice-undefined", "duplicate-names", "name-pattern"],
+)
+def test_a_tool_config_bedrock_would_refuse_is_refused(
+    emulator: EmulatorHandle, config: dict[str, Any], message: str
+) -> None:
+    assert refusal(emulator, PRO, messages=[user({"text": "t"})], toolConfig=config) == (
+        "ValidationException",
+        message,
+    )
 
 
 # --- guardrails -------------------------------------------------------------------------

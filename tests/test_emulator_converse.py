@@ -253,7 +253,9 @@ def test_document_size_and_count_limits(emulator: EmulatorHandle) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["report.md", "two  spaces", "under_score", "x" * 201], ids=str.__len__
+    "name",
+    ["report.md", "two  spaces", "under_score", "x" * 201],
+    ids=["dot", "two-spaces", "underscore", "201-characters"],
 )
 def test_a_document_name_outside_bedrocks_rules_is_refused(
     emulator: EmulatorHandle, name: str

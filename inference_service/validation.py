@@ -24,6 +24,7 @@ from dualnova.server.conversation import (
     validate_size,
     validate_system,
     validate_tool_config,
+    validate_tools_offered,
 )
 from inference_service.config import MAX_MESSAGE_BYTES, Settings
 
@@ -40,6 +41,7 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
         validate_inference_config(request.inference_config)
     if request.HasField("tool_config"):
         validate_tool_config(request.tool_config)
+    validate_tools_offered(request.messages, request.HasField("tool_config"))
     if request.HasField("guardrail_config"):
         validate_guardrail_config(request.guardrail_config)
     if request.HasField("options"):

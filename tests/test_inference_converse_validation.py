@@ -308,6 +308,10 @@ CASES: dict[str, tuple[Edit, str]] = {
         lambda r: r.messages[2].content[1].guard_content.qualifiers.append(0),
         "messages[2].content[1].guard_content.qualifiers[1]: must be one of",
     ),
+    "tool blocks without tool_config": (
+        lambda r: r.ClearField("tool_config"),
+        "messages[1].content[0].tool_use: tool calls and results need the request's tool_config",
+    ),
     "no tools": (tools(), "tool_config.tools: must contain at least one tool"),
     "tool name empty": (
         tools(chat_pb2.Tool(name="", input_schema_json=SCHEMA)),

@@ -41,6 +41,7 @@ __all__ = [
     "validate_size",
     "validate_system",
     "validate_tool_config",
+    "validate_tools_offered",
 ]
 
 # Bedrock's Converse API accepts at most four stop sequences.
@@ -147,6 +148,27 @@ def validate_inference_config(
     for index, sequence in enumerate(config.stop_sequences):
         if not sequence:
             raise InvalidRequest(f"{field}.stop_sequences[{index}]", "must not be empty")
+
+
+def validate_tools_offered(
+    messages: Sequence[chat_pb2.Message], offered: bool, field: str = "messages"
+) -> None:
+    """Tool calls and results only in a request that offers tools (`offered`: tool_config set).
+
+    Bedrock refuses them otherwise ("The toolConfig field must be defined when using
+    toolUse and toolResult content blocks"): a caller answering a tool call sends the tools
+    again.
+    """
+    if offered:
+        return
+    for index, message in enumerate(messages):
+        for block_index, block in enumerate(message.content):
+            kind = block.WhichOneof("block")
+            if kind in ("tool_use", "tool_result"):
+                raise InvalidRequest(
+                    f"{field}[{index}].content[{block_index}].{kind}",
+                    "tool calls and results need the request's tool_config (send the tools again)",
+                )
 
 
 def validate_tool_config(config: chat_pb2.ToolConfig, field: str = "tool_config") -> None:

@@ -278,6 +278,10 @@ CASES: dict[str, tuple[Edit, str]] = {
         tool_result(lambda t: t.content.append(chat_pb2.ToolResultContent(json="{sunny"))),
         "messages[2].content[0].tool_result.content[1].json: is not valid JSON",
     ),
+    "tool result json out of range": (
+        tool_result(lambda t: t.content.append(chat_pb2.ToolResultContent(json="[1e400]"))),
+        "messages[2].content[0].tool_result.content[1].json: is not valid JSON (1e400 is out",
+    ),
     "tool result image bad": (
         tool_result(
             lambda t: t.content.append(

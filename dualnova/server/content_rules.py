@@ -12,6 +12,7 @@ hyphens, parentheses and square brackets.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -105,11 +106,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: it would go to Bedrock as Infinity, which is not JSON
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def parse_json(text: str, where: str) -> Any:
     """JSON text as a value; InvalidRequest (naming `where`) when it is not strict JSON."""
     try:
         # NaN and Infinity are Python's extension, not JSON: Bedrock would refuse them.
-        return json.loads(text, parse_constant=_no_constant)
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "too deep"
         raise InvalidRequest(where, f"is not valid JSON ({reason})") from None

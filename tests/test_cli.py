@@ -1,8 +1,9 @@
 """`dualnova chat` and `dualnova up` as a person runs them: real processes, output piped.
 
-Piped output is the plain view (route-tagged lines, a text token table, the
-trace id line); the expected answers and token counts come from the
+Piped output is the plain view (route-tagged lines, a text table per route,
+the trace id line); the expected answers and token counts come from the
 emulator's own answer function, so a lost delta or a wrong count shows.
+The tests/test_cli_chat_*.py files take `dualnova chat` further.
 """
 
 from __future__ import annotations
@@ -18,49 +19,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from gateway_client import route_converse_request
+from cli_chat_support import (
+    MODELS,
+    QUESTION,
+    ROOT,
+    dualnova,
+    expected,
+    table_rows,
+    tokens,
+    usage_cells,
+)
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
-from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
-QUESTION = "부산 여행 일정 좀 짜줘"
-
-
-def dualnova(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """`dualnova ARGS` with stdout and stderr piped (the plain view)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dualnova.cli.main", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-def expected(route: str, question: str = QUESTION, max_tokens: int | None = None) -> Answer:
-    config = {} if max_tokens is None else {"maxTokens": max_tokens}
-    return compose_answer(MODELS[route], route_converse_request(route, question, **config))
 
 
 def token_rows(stdout: str) -> dict[str, list[int | None]]:
-    """The token table's rows by route name; '-' cells as None."""
-    lines = stdout.splitlines()
-    header = lines.index("route  input  output  total  cache read  cache write")
-    rows = {}
-    for line in lines[header + 1 : header + 4]:
-        name, *cells = line.split()
-        rows[name] = [None if cell == "-" else int(cell) for cell in cells]
-    return rows
-
-
-def usage_cells(answer: Answer) -> list[int | None]:
-    usage = answer.usage()
-    return [usage["inputTokens"], usage["outputTokens"], usage["totalTokens"], 0, 0]
+    """The final table's token cells by route name; '-' cells as None."""
+    return {name: tokens(cells) for name, cells in table_rows(stdout).items()}
 
 
 # --- dualnova chat -------------------------------------------------------------
@@ -101,9 +78,9 @@ def test_chat_options_reach_both_routes(gateway: ServiceHandle, emulator: Emulat
     assert result.returncode == 0, result.stderr
     tagged = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert tagged == [
-        f"[micro] {expected('micro', max_tokens=4).text.rstrip()}",
+        f"[micro] {expected('micro', maxTokens=4).text.rstrip()}",
         "[micro] (stopped: max_tokens)",
-        f"[pro] {expected('pro', max_tokens=4).text.rstrip()}",
+        f"[pro] {expected('pro', maxTokens=4).text.rstrip()}",
         "[pro] (stopped: max_tokens)",
     ]
     streams = [e for e in emulator.requests() if e["operation"] == "ConverseStream"]
@@ -137,8 +114,12 @@ def test_chat_exits_1_when_both_routes_fail(
     result = dualnova("chat", "--gateway", gateway.address, QUESTION)
 
     assert result.returncode == 1
-    errors = [line for line in result.stdout.splitlines() if " error " in line]
+    errors = [
+        line for line in result.stdout.splitlines() if line.startswith("[") and " error " in line
+    ]
     assert sorted(line.split(" error ")[0] for line in errors) == ["[micro]", "[pro]"]
+    rows = table_rows(result.stdout)
+    assert rows["micro"][0] == rows["pro"][0] == "error RESOURCE_EXHAUSTED"
     assert re.search(r"^trace id: [0-9a-f]{32}$", result.stdout, re.MULTILINE)
 
 
@@ -298,6 +279,6 @@ def test_up_reports_a_taken_port_and_exits_1(tmp_path: Path) -> None:
         )
 
     assert result.returncode == 1
-    assert "dualnova up: gateway exited with status 2 while starting" in result.stderr
-    assert "GATEWAY_LISTEN" in result.stderr
+    # Refused before anything starts (tests/test_cli_up.py has the second-`up` case).
+    assert result.stderr.startswith(f"dualnova up: port {port} (--gateway-port) is taken")
     assert "Traceback" not in result.stderr

@@ -1,35 +1,83 @@
-"""`dualnova chat "question"`: both answers live, then a token table and the trace id.
+"""`dualnova chat "question"`: both answers live, then a table per route and the trace id.
 
-Exit status: 0 when at least one route answered, 1 when neither did, 2 for a
-usage error, 3 when no gateway answers at the target.
+The question is the argument, or stdin (`-`, or no argument when stdin is not
+a terminal), or `--file FILE`. `--json` writes one JSON object per event for
+scripts (dualnova.cli.ndjson has the shape). The table shows per route the
+stop reason, time to first token, latency and tokens.
+
+Exit status:
+  0    at least one route answered
+  1    neither route answered, or the call failed midway
+  2    usage error (bad option, no question), or the gateway refused the request
+  3    no gateway at the target: nothing answers there, or something that is not
+       a gateway (the inference service, say) does
+  4    --timeout ran out before both routes ended (unfinished routes are marked)
+  130  interrupted (Ctrl-C)
+  141  stdout closed by its reader (`| head`): the call is cancelled, nothing more is written
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import sys
 from typing import Any
 
 import grpc
 
-from dualnova.cli.render import EXIT_USAGE, ORDERINGS, run_chat
+from dualnova.cli.peer import DEFAULT_GATEWAY
+from dualnova.cli.question import QuestionError, read_question
+from dualnova.cli.render import (
+    EXIT_CLOSED_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    ORDERINGS,
+    RouteOptions,
+    run_chat,
+)
+from dualnova.routes import ROUTES
 from dualnova.server.settings import ConfigError, environ, read_optional_str
 from dualnova.server.targets import check_target, read_target
 from dualnova.server.tls_config import CertFile, read_certificates, read_key_pair
 
+__all__ = [
+    "DEFAULT_GATEWAY",
+    "GATEWAY_VARIABLE",
+    "TOKEN_VARIABLE",
+    "add_connection_arguments",
+    "add_parser",
+    "bearer_token",
+    "channel_credentials",
+    "gateway_target",
+    "positive_seconds",
+    "run",
+]
+
 GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
-DEFAULT_GATEWAY = "127.0.0.1:50052"
 TOKEN_VARIABLE = "DUALNOVA_TOKEN"
+# InferenceConfig.max_tokens is an int32; Bedrock enforces each model's own, lower, maximum.
+MAX_TOKENS_LIMIT = 2**31 - 1
 
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "chat",
         help="ask Nova Micro and Nova Pro at once",
-        description="Ask one question; Micro's and Pro's answers stream side by side.",
+        description="Ask one question; Micro's and Pro's answers stream side by side."
+        " Exit status: 0 a route answered, 1 neither did, 2 usage error, 3 no gateway at the"
+        " target, 4 timeout, 130 Ctrl-C, 141 stdout closed.",
     )
-    parser.add_argument("question", help="what to ask (one user turn)")
+    parser.add_argument(
+        "question",
+        nargs="?",
+        help="what to ask (one user turn); - reads it from stdin, as does leaving it out"
+        " when stdin is not a terminal",
+    )
+    parser.add_argument(
+        "--file", metavar="FILE", help="read the question from FILE (any size; - is stdin)"
+    )
     parser.add_argument(
         "--gateway",
         metavar="HOST:PORT",
@@ -44,6 +92,11 @@ def add_parser(subparsers: Any) -> None:
         help="interleaved: both as they arrive (default); micro-first: Pro's after Micro's",
     )
     parser.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per event on stdout (NDJSON, the summary last), for scripts",
+    )
+    parser.add_argument(
         "--system",
         action="append",
         default=[],
@@ -51,8 +104,24 @@ def add_parser(subparsers: Any) -> None:
         help="a system prompt for both routes (repeat for several)",
     )
     parser.add_argument(
-        "--max-tokens", type=_positive_int, metavar="N", help="upper bound on each answer"
+        "--temperature", type=temperature, metavar="T", help="sampling temperature, 0 to 1"
     )
+    parser.add_argument(
+        "--max-tokens", type=max_tokens, metavar="N", help="upper bound on each answer"
+    )
+    for route in ROUTES:
+        group = parser.add_argument_group(
+            f"{route} route", f"replace the shared settings above for {route} alone"
+        )
+        group.add_argument(
+            f"--{route}-system",
+            action="append",
+            default=[],
+            metavar="TEXT",
+            help=f"{route}'s system prompt instead of --system (repeat for several)",
+        )
+        group.add_argument(f"--{route}-temperature", type=temperature, metavar="T")
+        group.add_argument(f"--{route}-max-tokens", type=max_tokens, metavar="N")
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -118,11 +187,14 @@ def gateway_target(option_value: str | None, option: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.question.strip():
-        print("dualnova chat: the question must not be empty", file=sys.stderr)
+    try:
+        question = read_question(args.question, args.file)
+    except QuestionError as error:
+        print(f"dualnova chat: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if any(not text.strip() for text in args.system):
-        print("dualnova chat: --system must not be empty", file=sys.stderr)
+    blank = [flag for flag, texts in _system_options(args) if any(not t.strip() for t in texts)]
+    if blank:
+        print(f"dualnova chat: {blank[0]} must not be empty", file=sys.stderr)
         return EXIT_USAGE
     try:
         target = gateway_target(args.gateway, "--gateway")
@@ -131,29 +203,81 @@ def run(args: argparse.Namespace) -> int:
         print(f"dualnova chat: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return asyncio.run(
+        status = asyncio.run(
             run_chat(
                 target,
-                args.question,
+                question,
                 ordering=args.ordering,
                 system=args.system,
                 max_tokens=args.max_tokens,
+                temperature=args.temperature,
+                overrides=route_options(args),
                 timeout=args.timeout,
                 token=bearer_token(args.token),
                 credentials=credentials,
+                json_lines=args.json,
             )
         )
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stderr's reader went away too (`2>&1 | head`).
+        status = EXIT_CLOSED_PIPE
+    if status == EXIT_CLOSED_PIPE:
+        _discard_stdout()
+    return status
 
 
-def _positive_int(value: str) -> int:
+def route_options(args: argparse.Namespace) -> dict[str, RouteOptions]:
+    """The --micro-* and --pro-* options, for the routes that have any."""
+    options = {}
+    for route in ROUTES:
+        prefix = route.replace("-", "_")
+        chosen = RouteOptions(
+            system=tuple(getattr(args, f"{prefix}_system")),
+            temperature=getattr(args, f"{prefix}_temperature"),
+            max_tokens=getattr(args, f"{prefix}_max_tokens"),
+        )
+        if chosen != RouteOptions():
+            options[route] = chosen
+    return options
+
+
+def _system_options(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    return [("--system", args.system)] + [
+        (f"--{route}-system", getattr(args, f"{route.replace('-', '_')}_system"))
+        for route in ROUTES
+    ]
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush finds no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+def max_tokens(value: str) -> int:
+    """argparse type for a token bound: a whole number from 1 to InferenceConfig's int32."""
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if not 1 <= number <= MAX_TOKENS_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_TOKENS_LIMIT}, got {number}")
+    return number
+
+
+def temperature(value: str) -> float:
+    """argparse type for a sampling temperature: a number from 0 to 1, as Bedrock takes."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
+    if math.isnan(number) or not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return number
 
 

@@ -6,13 +6,19 @@ Two views of the same stream:
 - a terminal gets Micro and Pro side by side, updating live (rich Live);
 - a pipe or file gets plain lines tagged by route, written when a route's
   text reaches a newline or the route ends, so the output is the same on
-  every run and greps well.
+  every run and greps well;
+- and, asked for (--json), one JSON object per event (dualnova.cli.ndjson).
+Both people's views end with one table: per route the stop reason, time to
+first token, latency and tokens, then the total, then the trace id. A call cut
+short (the timeout, Ctrl-C) still ends on a whole line, each unfinished route
+marked "(cut off: ...)"; a reader that goes away (`| head`) ends the call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol, TextIO
 
@@ -23,24 +29,40 @@ from rich.table import Table
 from rich.text import Text
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.cli.ndjson import JsonView
+from dualnova.cli.peer import describe_not_a_gateway
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.routes import ROUTES
 
 __all__ = [
     "EXIT_BOTH_FAILED",
+    "EXIT_CLOSED_PIPE",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TIMEOUT",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "ORDERINGS",
+    "ROUTE_COLUMNS",
     "ChatState",
+    "LiveView",
+    "PlainView",
+    "RouteOptions",
+    "RouteState",
+    "View",
     "build_request",
+    "route_table",
+    "route_table_text",
     "run_chat",
 ]
 
 EXIT_OK = 0  # at least one route answered
 EXIT_BOTH_FAILED = 1  # no route answered, or the call failed midway
 EXIT_USAGE = 2  # bad arguments, or the gateway refused the request as invalid
-EXIT_UNREACHABLE = 3  # no gateway at the target
+EXIT_UNREACHABLE = 3  # no gateway at the target (nothing there, or something else answered)
+EXIT_TIMEOUT = 4  # --timeout ended the call before both routes ended
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as a shell reports it)
+EXIT_CLOSED_PIPE = 141  # stdout's reader went away (128 + SIGPIPE, as for other tools)
 
 ORDERINGS = {
     "interleaved": gateway_pb2.ORDERING_INTERLEAVED,
@@ -48,7 +70,9 @@ ORDERINGS = {
 }
 # Column titles: the route names as people read them (Micro, Pro).
 TITLES = {route: route.capitalize() for route in ROUTES}
-TOKEN_COLUMNS = ("route", "input", "output", "total", "cache read", "cache write")
+TOKEN_COLUMNS = ("input", "output", "total", "cache read", "cache write")
+# The final table: how each route ended and how fast, then its tokens.
+ROUTE_COLUMNS = ("route", "stop", "first token", "latency", *TOKEN_COLUMNS)
 
 
 @dataclass
@@ -59,6 +83,7 @@ class RouteState:
     text: str = ""
     usage: chat_pb2.Usage | None = None
     stop_reason: str = ""
+    stop: chat_pb2.Stop | None = None
     error: gateway_pb2.RouteError | None = None
 
     @property
@@ -76,6 +101,10 @@ class ChatState:
     summary: gateway_pb2.Summary | None = None
     trace_id: str = ""
     events: int = 0
+    # Why the stream ended early ("timeout after 0.5 s", "interrupted"); empty when it did not.
+    cut: str = ""
+    # The call's own failure as (status code name, one-line explanation), when it failed.
+    call_error: tuple[str, str] | None = None
 
     def apply(self, event: gateway_pb2.DualChatResponse) -> None:
         self.events += 1
@@ -93,6 +122,7 @@ class ChatState:
             route.usage = event.usage
         elif kind == "stop":
             route.stop_reason = event.stop.stop_reason or "stopped"
+            route.stop = event.stop
         elif kind == "error":
             route.error = event.error
 
@@ -101,13 +131,33 @@ class ChatState:
         """Whether at least one route finished its answer."""
         return any(route.stop_reason for route in self.routes.values())
 
+    def cut_short(self, route: RouteState) -> bool:
+        """Whether `route` was still answering when the call was cut (timeout, Ctrl-C)."""
+        return bool(self.cut) and self.events > 0 and not route.ended
+
     def usage_rows(self) -> list[tuple[str, chat_pb2.Usage | None]]:
-        """Token table rows from the summary: each route (None if it reported none), then total."""
-        if self.summary is None:
+        """Token table rows: each route (None if it reported none), then total.
+
+        From the summary; for a call cut short before it, from what each route
+        reported (the total sums those). Empty when there is nothing to show.
+        """
+        if self.summary is not None:
+            by_route = self.summary.usage_by_route
+            rows = [(name, by_route[name] if name in by_route else None) for name in ROUTES]
+            return [*rows, ("total", self.summary.total)]
+        if not self.cut or not any(route.usage for route in self.routes.values()):
             return []
-        by_route = self.summary.usage_by_route
-        rows = [(name, by_route[name] if name in by_route else None) for name in ROUTES]
-        return [*rows, ("total", self.summary.total)]
+        rows = [(name, self.routes[name].usage) for name in ROUTES]
+        return [*rows, ("total", _sum_usage(usage for _, usage in rows if usage is not None))]
+
+
+@dataclass(frozen=True)
+class RouteOptions:
+    """One route's settings that replace the shared ones (the request's RouteOverride)."""
+
+    system: Sequence[str] = ()
+    temperature: float | None = None
+    max_tokens: int | None = None
 
 
 class View(Protocol):
@@ -122,17 +172,39 @@ def build_request(
     ordering: str = "interleaved",
     system: Sequence[str] = (),
     max_tokens: int | None = None,
+    temperature: float | None = None,
+    overrides: Mapping[str, RouteOptions] | None = None,
+    history: Sequence[chat_pb2.Message] = (),
 ) -> gateway_pb2.DualChatRequest:
-    """The DualChatRequest for one question (both routes share system and max_tokens)."""
+    """The DualChatRequest for one question after `history` (earlier turns, oldest first).
+
+    system, max_tokens and temperature are shared; `overrides` (by route name)
+    replace them for one route, field by field, as the gateway merges them.
+    """
+    request = gateway_pb2.DualChatRequest(
+        messages=[*history, chat_pb2.Message(role=chat_pb2.ROLE_USER, text=question)],
+        system=list(system),
+        inference_config=_inference_config(max_tokens, temperature),
+        ordering=ORDERINGS[ordering],
+    )
+    for route, options in (overrides or {}).items():
+        override = getattr(request, route)  # the RouteOverride field named like the route
+        override.system.extend(options.system)
+        override.inference_config.CopyFrom(
+            _inference_config(options.max_tokens, options.temperature)
+        )
+    return request
+
+
+def _inference_config(
+    max_tokens: int | None, temperature: float | None
+) -> chat_pb2.InferenceConfig:
     config = chat_pb2.InferenceConfig()
     if max_tokens is not None:
         config.max_tokens = max_tokens
-    return gateway_pb2.DualChatRequest(
-        messages=[chat_pb2.Message(role=chat_pb2.ROLE_USER, text=question)],
-        system=list(system),
-        inference_config=config,
-        ordering=ORDERINGS[ordering],
-    )
+    if temperature is not None:
+        config.temperature = temperature
+    return config
 
 
 async def run_chat(
@@ -142,25 +214,36 @@ async def run_chat(
     ordering: str = "interleaved",
     system: Sequence[str] = (),
     max_tokens: int | None = None,
+    temperature: float | None = None,
+    overrides: Mapping[str, RouteOptions] | None = None,
     timeout: float | None = None,
     token: str | None = None,
     credentials: grpc.ChannelCredentials | None = None,
     out: TextIO | Console | None = None,
     err: TextIO | None = None,
     live: bool | None = None,
+    json_lines: bool = False,
 ) -> int:
     """Ask the gateway at `target`, show both answers on `out`, return the exit status.
 
-    `live` picks the view; by default live exactly when `out` is a terminal.
-    Problems that are not a route's answer (no gateway, a refused request)
-    go to `err` as one line. `token` goes as `authorization: Bearer <token>`;
-    `credentials` (TLS) make the channel a secure one.
+    `live` picks the view; by default live exactly when `out` is a terminal;
+    `json_lines` writes NDJSON instead (dualnova.cli.ndjson). Problems that
+    are not a route's answer (no gateway, a refused request, the timeout) go
+    to `err` as one line. `token` goes as `authorization: Bearer <token>`;
+    `credentials` (TLS) make the channel a secure one. A closed `out` (its
+    reader went away) cancels the call and returns EXIT_CLOSED_PIPE.
     """
     console = out if isinstance(out, Console) else Console(file=out or sys.stdout)
     err = err or sys.stderr
-    use_live = console.is_terminal if live is None else live
-    view: View = LiveView(console) if use_live else PlainView(console.file)
-    request = build_request(question, ordering=ordering, system=system, max_tokens=max_tokens)
+    view = _pick_view(console, live, json_lines)
+    request = build_request(
+        question,
+        ordering=ordering,
+        system=system,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        overrides=overrides,
+    )
     state = ChatState()
 
     channel = (
@@ -173,50 +256,96 @@ async def run_chat(
         call = gateway_pb2_grpc.GatewayStub(channel).DualChat(
             request, timeout=timeout, metadata=metadata
         )
-        view.start()
         try:
-            initial = await call.initial_metadata()
-            state.trace_id = dict(initial or ()).get("x-trace-id", "")
-            async for event in call:
-                state.apply(event)
-                view.event(event, state)
-        except grpc.aio.AioRpcError as error:
+            failure = await _follow(call, view, state)
+            if failure is None:
+                view.stop(state)
+                return EXIT_OK if state.answered else EXIT_BOTH_FAILED
+            status, message = await _explain(failure, channel, target, state, timeout, metadata)
+            if failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                state.cut = "timeout" if timeout is None else f"timeout after {timeout:g} s"
+            state.call_error = (failure.code().name, message)
             view.stop(state)
-            return _report_call_error(error, target, state, err)
+            print(f"dualnova: {message}", file=err, flush=True)
+            return status
+        except BrokenPipeError:
+            # Nobody reads any more: stop both routes rather than stream into the void.
+            call.cancel()
+            return EXIT_CLOSED_PIPE
+
+
+def _pick_view(console: Console, live: bool | None, json_lines: bool) -> View:
+    if json_lines:
+        return JsonView(console.file)
+    use_live = console.is_terminal if live is None else live
+    return LiveView(console) if use_live else PlainView(console.file)
+
+
+async def _follow(
+    call: grpc.aio.UnaryStreamCall[gateway_pb2.DualChatRequest, gateway_pb2.DualChatResponse],
+    view: View,
+    state: ChatState,
+) -> grpc.aio.AioRpcError | None:
+    """Show the stream's events as they come; the call's failure, or None when it completed.
+
+    Cancelled (Ctrl-C): the call is cancelled, the view ends on what arrived
+    with unfinished routes marked, and the cancellation goes on up.
+    """
+    view.start()
+    try:
+        initial = await call.initial_metadata()
+        trace_id = dict(initial or ()).get("x-trace-id", "")
+        state.trace_id = trace_id if isinstance(trace_id, str) else trace_id.decode()
+        async for event in call:
+            state.apply(event)
+            view.event(event, state)
+    except grpc.aio.AioRpcError as error:
+        return error
+    except asyncio.CancelledError:
+        call.cancel()
+        state.cut = "interrupted"
+        state.call_error = (grpc.StatusCode.CANCELLED.name, "interrupted")
         view.stop(state)
-    return EXIT_OK if state.answered else EXIT_BOTH_FAILED
+        raise
+    return None
 
 
-def _report_call_error(
-    error: grpc.aio.AioRpcError, target: str, state: ChatState, err: TextIO
-) -> int:
+async def _explain(
+    error: grpc.aio.AioRpcError,
+    channel: grpc.aio.Channel,
+    target: str,
+    state: ChatState,
+    timeout: float | None,
+    metadata: tuple[tuple[str, str], ...],
+) -> tuple[int, str]:
+    """The exit status and the one line (without the `dualnova: ` prefix) for a failed call."""
     code, details = error.code(), (error.details() or "").strip()
     if code == grpc.StatusCode.UNAVAILABLE and state.events == 0:
-        print(
-            f"dualnova: cannot reach the gateway at {target} ({details});"
-            " is it running? `dualnova up` starts one",
-            file=err,
+        return EXIT_UNREACHABLE, (
+            f"cannot reach the gateway at {target} ({details}); is it running?"
+            " `dualnova up` starts one"
         )
-        return EXIT_UNREACHABLE
+    if code == grpc.StatusCode.UNIMPLEMENTED and state.events == 0:
+        return EXIT_UNREACHABLE, await describe_not_a_gateway(channel, target, details, metadata)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         # The gateway's words say what to send; they never echo what was sent.
-        print(f"dualnova: the gateway at {target} refused the call: {details}", file=err)
-        return EXIT_USAGE
+        return EXIT_USAGE, f"the gateway at {target} refused the call: {details}"
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        print(f"dualnova: the gateway refused the request: {details}", file=err)
-        return EXIT_USAGE
+        return EXIT_USAGE, f"the gateway refused the request: {details}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        print("dualnova: no complete answer before the timeout (DEADLINE_EXCEEDED)", file=err)
-        return EXIT_BOTH_FAILED
-    print(f"dualnova: DualChat failed: {code.name}: {details}", file=err)
-    return EXIT_BOTH_FAILED
+        limit = "" if timeout is None else f" (--timeout {timeout:g})"
+        marked = "; unfinished routes are marked cut off" if state.events else ""
+        return EXIT_TIMEOUT, f"no complete answer before the timeout{limit}{marked}"
+    return EXIT_BOTH_FAILED, f"DualChat failed: {code.name}: {details}"
 
 
 class PlainView:
     """Route-tagged lines: `[micro] text` per finished line, `[pro] error CODE: message`.
 
     A route's stop shows only when it is not the ordinary end_turn, e.g.
-    `[micro] (stopped: max_tokens)`: the answer was cut.
+    `[micro] (stopped: max_tokens)`: the answer was cut. A route the call's
+    end interrupted gets `[pro] (cut off: timeout after 0.5 s)`. Then the
+    route table and the trace id.
     """
 
     def __init__(self, file: IO[str]) -> None:
@@ -246,10 +375,12 @@ class PlainView:
     def stop(self, state: ChatState) -> None:
         for route in list(self._pending):
             self._flush(route)
-        if state.summary is None:
-            return
-        self._file.write("\n" + token_table_text(state) + "\n")
-        self._file.write(f"trace id: {state.trace_id}\n")
+            if route in state.routes and state.cut_short(state.routes[route]):
+                self._line(route, f"(cut off: {state.cut})")
+        if state.usage_rows():
+            self._file.write("\n" + route_table_text(state) + "\n")
+        if state.usage_rows() or (state.events and state.trace_id):
+            self._file.write(f"trace id: {state.trace_id}\n")
         self._file.flush()
 
     def _flush(self, route: str) -> None:
@@ -283,8 +414,10 @@ class LiveView:
         if state.events == 0:
             return
         parts: list[RenderableType] = [self._answers(state, tail=False)]
-        if state.summary is not None:
-            parts += [token_table(state), Text(f"trace id: {state.trace_id}")]
+        if state.usage_rows():
+            parts.append(route_table(state))
+        if state.trace_id:
+            parts.append(Text(f"trace id: {state.trace_id}"))
         self._console.print(Group(*parts))
 
     def _answers(self, state: ChatState, *, tail: bool) -> Table:
@@ -298,16 +431,19 @@ class LiveView:
         height = max(3, self._console.size.height - 6)
         table.add_row(
             *(
-                _route_cell(state.routes[route], self._console, width, height if tail else None)
+                _route_cell(state, route, self._console, width, height if tail else None)
                 for route in ROUTES
             )
         )
         return table
 
 
-def _route_cell(route: RouteState, console: Console, width: int, height: int | None) -> Text:
+def _route_cell(
+    state: ChatState, name: str, console: Console, width: int, height: int | None
+) -> Text:
+    route = state.routes[name]
     text = Text(route.text)
-    status = _status_line(route)
+    status = _status_line(state, route)
     if height is not None:
         lines = text.wrap(console, width)
         keep = height - (1 if status else 0)
@@ -319,45 +455,100 @@ def _route_cell(route: RouteState, console: Console, width: int, height: int | N
     return text
 
 
-def _status_line(route: RouteState) -> Text | None:
+def _status_line(state: ChatState, route: RouteState) -> Text | None:
     if route.error is not None:
         return Text(f"error {route.error.code}: {route.error.message}", style="bold red")
     if route.stop_reason:
         return Text(f"({route.stop_reason})", style="dim")
+    if state.cut_short(route):
+        return Text(f"(cut off: {state.cut})", style="bold yellow")
     return None
 
 
-def token_table(state: ChatState) -> Table:
-    """The token table as a rich Table (terminal view)."""
-    table = Table(title="tokens", title_justify="left")
-    for index, name in enumerate(TOKEN_COLUMNS):
-        table.add_column(name, justify="left" if index == 0 else "right")
-    for name, usage in state.usage_rows():
-        table.add_row(*_token_cells(name, usage), style="bold" if name == "total" else None)
+def route_table(state: ChatState) -> Table:
+    """The final table as a rich Table (terminal view): how each route ended, then tokens."""
+    table = Table(title="routes", title_justify="left")
+    for index, name in enumerate(ROUTE_COLUMNS):
+        table.add_column(name, justify="left" if index < 2 else "right")
+    for row in _route_rows(state):
+        table.add_row(*row, style="bold" if row[0] == "total" else None)
     return table
 
 
-def token_table_text(state: ChatState) -> str:
-    """The token table as aligned plain text (piped view), one line per row."""
-    rows = [TOKEN_COLUMNS, *(_token_cells(name, usage) for name, usage in state.usage_rows())]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TOKEN_COLUMNS))]
+def route_table_text(state: ChatState) -> str:
+    """The final table as aligned plain text (piped view), one line per row.
+
+    Columns are at least two spaces apart, and no cell holds two spaces, so
+    `re.split(r"\\s{2,}", line)` takes a row apart (the total row leaves
+    its stop and timing cells empty).
+    """
+    rows = [ROUTE_COLUMNS, *_route_rows(state)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(ROUTE_COLUMNS))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
+        cells = [cell.ljust(width) for cell, width in zip(row[:2], widths[:2], strict=True)] + [
+            cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)
         ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 
-def _token_cells(name: str, usage: chat_pb2.Usage | None) -> tuple[str, ...]:
+# The names these had when the table held tokens only.
+token_table = route_table
+token_table_text = route_table_text
+
+
+def _route_rows(state: ChatState) -> list[tuple[str, ...]]:
+    rows = []
+    for name, usage in state.usage_rows():
+        if name == "total":
+            rows.append((name, "", "", "", *_token_cells(usage)))
+            continue
+        route = state.routes[name]
+        stop = route.stop
+        rows.append(
+            (
+                name,
+                _stop_cell(state, route),
+                _milliseconds(stop.time_to_first_token_ms if stop else None),
+                _milliseconds(stop.latency_ms if stop else None),
+                *_token_cells(usage),
+            )
+        )
+    return rows
+
+
+def _stop_cell(state: ChatState, route: RouteState) -> str:
+    if route.error is not None:
+        return f"error {route.error.code}"
+    if route.stop_reason:
+        return route.stop_reason
+    return "cut off" if state.cut_short(route) else "-"
+
+
+def _milliseconds(value: float | None) -> str:
+    # 0 is what Stop says when there was no text: no first token to time.
+    return "-" if not value else f"{value:.0f} ms"
+
+
+def _token_cells(usage: chat_pb2.Usage | None) -> tuple[str, ...]:
     if usage is None:
-        return (name, "-", "-", "-", "-", "-")
+        return ("-",) * len(TOKEN_COLUMNS)
     return (
-        name,
         str(usage.input_tokens),
         str(usage.output_tokens),
         str(usage.total_tokens),
         str(usage.cache_read_input_tokens),
         str(usage.cache_write_input_tokens),
     )
+
+
+def _sum_usage(usages: Iterable[chat_pb2.Usage]) -> chat_pb2.Usage:
+    total = chat_pb2.Usage()
+    for usage in usages:
+        total.input_tokens += usage.input_tokens
+        total.output_tokens += usage.output_tokens
+        total.total_tokens += usage.total_tokens
+        total.cache_read_input_tokens += usage.cache_read_input_tokens
+        total.cache_write_input_tokens += usage.cache_write_input_tokens
+    return total

@@ -244,13 +244,14 @@ class _Translation:
             if event_type == "contentBlockDelta":
                 index = int(payload.get("contentBlockIndex", 0))
                 self._block(index, out)
-                delta = payload.get("delta", {})
+                delta = payload.get("delta") or {}
                 text = delta.get("text")
                 if text:
                     out.append(TextDelta(text, index))
-                fragment = delta.get("toolUse", {}).get("input")
-                if fragment:
-                    out.append(ToolInputFragment(index, fragment))
+                elif "toolUse" in delta:
+                    fragment = delta["toolUse"].get("input")
+                    if fragment:
+                        out.append(ToolInputFragment(index, fragment))
             elif event_type == "contentBlockStart":
                 index = int(payload.get("contentBlockIndex", 0))
                 self._block(index, out)

@@ -5,6 +5,12 @@ and the gateway reject the same things with the same words, and the gateway
 can refuse a bad DualChat before it starts two upstream calls. Bedrock would
 reject all of these itself, but only after a paid round trip and with a
 message that names its own JSON paths rather than our proto fields.
+
+Converse's full shape is checked here too: each turn's content blocks (the
+block rules are content_rules.py's), tool calls only where tools are offered
+(validate_tools_offered), the tool config, the guardrail config and Bedrock's
+options; media_blocks lists a request's images and documents, for the
+services to refuse them to a model that reads text only.
 """
 
 from __future__ import annotations

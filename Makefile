@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
 
-.PHONY: demo test lint protos bench bench-quick up clean constraints
+.PHONY: demo test lint protos bench bench-quick up traces clean constraints
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,19 @@ protos: $(VENV)/.installed
 
 up: $(VENV)/.installed
 	$(VENV)/bin/dualnova up
+
+# `dualnova up` with both services' traces in a browser: Arize Phoenix (the `traces` extra) in its
+# own environment, .venv/traces, holding only the viewer, so its dependencies never reach .venv
+# (which `make test` uses). The launcher (dualnova/dev/traces.py) runs in .venv; ARGS go to up.
+TRACES_VENV := $(VENV)/traces
+
+$(TRACES_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	$(PYTHON) -m venv $(TRACES_VENV)
+	$(TRACES_VENV)/bin/pip install --quiet --disable-pip-version-check $$($(PY) -m dualnova.dev.traces --requirements)
+	touch $@
+
+traces: $(VENV)/.installed $(TRACES_VENV)/.installed
+	$(PY) -m dualnova.dev.traces --viewer $(TRACES_VENV)/bin/phoenix -- $(ARGS)
 
 # The benchmark runs in its own environment, .venv/bench, with the `bench` extra (aiobotocore,
 # matplotlib): aiobotocore pins botocore, and that pin must not reach .venv, which `make test`

@@ -3,6 +3,12 @@
 One launcher serves `dualnova up`, `make demo` and the test fixtures, so all
 three run the processes the same way: real subprocesses on free loopback
 ports, each waited on until it answers, and stopped with SIGTERM.
+
+Each child runs in a process group of its own. A terminal's Ctrl-C signals
+its whole foreground group; children in the launcher's group would get a
+SIGINT and, a moment later, the launcher's SIGTERM, which could land after
+the child's event loop had closed and its handlers were gone (exit -15). So
+the terminal's signals reach the launcher only, and it stops each child once.
 """
 
 from __future__ import annotations
@@ -15,11 +21,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
+
+from dualnova.server.ports import check_free
+from dualnova.server.settings import ConfigError
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 20.0
@@ -37,7 +46,17 @@ _AWS_VARIABLES_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFI
 
 
 class StackError(RuntimeError):
-    """A process of the stack did not start; the message carries its last log lines."""
+    """A process of the stack did not start; the message carries its last log lines.
+
+    `reason` is the first line alone, `last_line` the process's own last word (a
+    service's one-line refusal, say), for a report that must fit on one line.
+    """
+
+    def __init__(self, reason: str, log_lines: Sequence[str] = ()) -> None:
+        tail = "".join(f"\n{line}" for line in log_lines)
+        super().__init__(f"{reason}; last log lines:{tail}" if log_lines else reason)
+        self.reason = reason
+        self.last_line = log_lines[-1].strip() if log_lines else ""
 
 
 def free_port() -> int:
@@ -45,6 +64,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """False when a program listens on HOST:port, even one that shares it (SO_REUSEPORT).
+
+    Asked before anything starts: a readiness check would otherwise find that
+    other program's server answering and take it for ours.
+    """
+    try:
+        check_free(f"{HOST}:{port}", "port")
+    except ConfigError:
+        return False
+    return True
 
 
 class _Process:
@@ -69,17 +101,23 @@ class _Process:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=self._log_file,
+            # Out of the terminal's foreground group: see the module docstring.
+            process_group=0,
         )
 
     @property
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
     def check_alive(self) -> None:
         if self.popen is not None and self.popen.poll() is not None:
             raise StackError(
-                f"{self.name} exited with status {self.popen.returncode} while starting"
-                f"{self._log_tail()}"
+                f"{self.name} exited with status {self.popen.returncode} while starting",
+                self._log_tail(),
             )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int | None:
@@ -100,15 +138,16 @@ class _Process:
         self.popen = None
         return popen.returncode
 
-    def _log_tail(self, lines: int = 20) -> str:
+    def _log_tail(self, lines: int = 20) -> list[str]:
         if self._log_path is None or not self._log_path.exists():
-            return ""
-        tail = self._log_path.read_text(errors="replace").splitlines()[-lines:]
-        return "; last log lines:\n" + "\n".join(tail)
+            return []
+        return self._log_path.read_text(errors="replace").splitlines()[-lines:]
 
 
 class EmulatorHandle:
     """The Bedrock emulator process and its control API (faults, request log, pacing)."""
+
+    name = "bedrock emulator"
 
     def __init__(
         self,
@@ -121,7 +160,7 @@ class EmulatorHandle:
         self.url = f"http://{HOST}:{self.port}"
         self._pace = pace
         self._process = _Process(
-            "bedrock emulator",
+            self.name,
             [
                 "-m",
                 "bedrock_emulator",
@@ -139,6 +178,10 @@ class EmulatorHandle:
     @property
     def running(self) -> bool:
         return self._process.running
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._process.log_path
 
     def start(self) -> None:
         self._process.spawn()
@@ -206,13 +249,16 @@ class ServiceHandle:
         port: int | None = None,
         log_path: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        aws_chain: bool = False,
     ) -> None:
+        """`aws_chain` keeps this environment's AWS profile variables (for real Bedrock)."""
         self.port = port or free_port()
         self.address = f"{HOST}:{self.port}"
         self.name = name
         # How start() connects to see the service listening: plaintext unless it serves TLS.
         self._credentials = credentials
-        full_env = {k: v for k, v in os.environ.items() if k not in _AWS_VARIABLES_TO_DROP}
+        dropped = () if aws_chain else _AWS_VARIABLES_TO_DROP
+        full_env = {k: v for k, v in os.environ.items() if k not in dropped}
         full_env.update(env)
         full_env[listen_variable] = self.address
         full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -226,6 +272,10 @@ class ServiceHandle:
     def pid(self) -> int | None:
         popen = self._process.popen
         return None if popen is None else popen.pid
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._process.log_path
 
     def start(self) -> None:
         self._process.spawn()
@@ -256,6 +306,10 @@ class Stack:
     `replicas` inference services (each a process on a port of its own) stand behind the
     one gateway, whose INFERENCE_TARGET then lists them all (an ipv4: target, balanced
     round robin). `inference` is the first replica, `replicas` all of them.
+
+    `real_bedrock` runs no emulator: the inference services get this environment's
+    AWS credential chain and region as they are, with no endpoint or credential of
+    the emulator's.
     """
 
     def __init__(
@@ -269,6 +323,7 @@ class Stack:
         inference_env: Mapping[str, str] | None = None,
         gateway_env: Mapping[str, str] | None = None,
         replicas: int = 1,
+        real_bedrock: bool = False,
     ) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
@@ -276,15 +331,21 @@ class Stack:
         def log(name: str) -> Path | None:
             return None if log_dir is None else log_dir / f"{name}.log"
 
-        self.emulator = EmulatorHandle(port=emulator_port, pace=pace, log_path=log("emulator"))
+        self._emulator = (
+            None
+            if real_bedrock
+            else EmulatorHandle(port=emulator_port, pace=pace, log_path=log("emulator"))
+        )
+        bedrock_env = {} if self._emulator is None else self._emulator.aws_env()
         self.replicas = [
             ServiceHandle(
                 "inference service" if replicas == 1 else f"inference service {index}",
                 "inference_service",
                 "INFERENCE_LISTEN",
-                {**self.emulator.aws_env(), **(inference_env or {})},
+                {**bedrock_env, **(inference_env or {})},
                 port=inference_port if index == 0 else None,
                 log_path=log(_replica_name(replicas, index)),
+                aws_chain=real_bedrock,
             )
             for index in range(replicas)
         ]
@@ -298,15 +359,26 @@ class Stack:
             log_path=log("gateway"),
         )
 
+    @property
+    def real_bedrock(self) -> bool:
+        return self._emulator is None
+
+    @property
+    def emulator(self) -> EmulatorHandle:
+        if self._emulator is None:
+            raise RuntimeError("this stack runs on real Bedrock: it has no emulator")
+        return self._emulator
+
+    @property
+    def parts(self) -> list[EmulatorHandle | ServiceHandle]:
+        """Every process of the stack in start order: emulator (if any), replicas, gateway."""
+        emulator = [] if self._emulator is None else [self._emulator]
+        return [*emulator, *self.replicas, self.gateway]
+
     def start(self) -> Stack:
         started: list[EmulatorHandle | ServiceHandle] = []
         try:
-            parts: list[EmulatorHandle | ServiceHandle] = [
-                self.emulator,
-                *self.replicas,
-                self.gateway,
-            ]
-            for part in parts:
+            for part in self.parts:
                 part.start()
                 started.append(part)
         except BaseException:
@@ -322,7 +394,8 @@ class Stack:
             statuses["inference_service" if index == 0 else _replica_name(2, index)] = (
                 replica.stop()
             )
-        statuses["bedrock_emulator"] = self.emulator.stop()
+        if self._emulator is not None:
+            statuses["bedrock_emulator"] = self._emulator.stop()
         return statuses
 
     def __enter__(self) -> Stack:

@@ -237,12 +237,14 @@ class _Translation:
         self._blocks: set[int] = set()
         self._tool_blocks: set[int] = set()
         self._held_stop: int | None = None
+        # The block the last event belonged to (a held stop is always this block's).
+        self._current: int | None = None
 
     def events(self, decoded: list[tuple[str, dict[str, Any]]]) -> Batch:
         out: list[Event] = []
         for event_type, payload in decoded:
             if event_type == "contentBlockDelta":
-                index = int(payload.get("contentBlockIndex", 0))
+                index = payload.get("contentBlockIndex", 0)
                 self._block(index, out)
                 delta = payload.get("delta") or {}
                 text = delta.get("text")
@@ -253,7 +255,7 @@ class _Translation:
                     if fragment:
                         out.append(ToolInputFragment(index, fragment))
             elif event_type == "contentBlockStart":
-                index = int(payload.get("contentBlockIndex", 0))
+                index = payload.get("contentBlockIndex", 0)
                 self._block(index, out)
                 tool_use = payload.get("start", {}).get("toolUse")
                 if tool_use is not None:
@@ -264,7 +266,7 @@ class _Translation:
                         )
                     )
             elif event_type == "contentBlockStop":
-                index = int(payload.get("contentBlockIndex", 0))
+                index = payload.get("contentBlockIndex", 0)
                 self._block(index, out)
                 if index in self._tool_blocks:
                     out.append(BlockStopped(index))
@@ -288,8 +290,11 @@ class _Translation:
 
     def _block(self, index: int, out: list[Event]) -> None:
         """An event of block `index`: a held stop of another block is released first."""
+        if index == self._current:
+            return  # the common case, each delta of the block being streamed
+        self._current = index
         self._blocks.add(index)
-        if self._held_stop is not None and self._held_stop != index:
+        if self._held_stop is not None:
             out.append(BlockStopped(self._held_stop))
             self._held_stop = None
 

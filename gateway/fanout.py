@@ -5,9 +5,10 @@ queue; the merge reads the queue and decides when each event goes out
 (interleaved: at once; micro-first: Pro's events wait until Micro's stream
 ends), and deltas waiting for a slow caller go out merged (gateway.backlog).
 A route's failure becomes that route's error event and never touches the
-other route. Closing the event generator (the caller hung up, the
-deadline passed) cancels both upstream calls, so the inference service stops
-paying Bedrock for an answer nobody reads.
+other route; when the inference service could not be reached, the event
+says so in words (gateway.upstream_errors). Closing the event generator
+(the caller hung up, the deadline passed) cancels both upstream calls, so
+the inference service stops paying Bedrock for an answer nobody reads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.backlog import Backlog
 from gateway.config import Settings
 from gateway.routes import ROUTES, build_chat_request
 from gateway.tracing import TRACE_ID_METADATA_KEY, route_call
+from gateway.upstream_errors import route_failure_message
 
 __all__ = ["ChatStub", "DualChat", "route_error", "summarize"]
 
@@ -162,16 +164,13 @@ class DualChat:
             except grpc.aio.AioRpcError as error:
                 traced.ended(error.code())
                 code = error.code().name
+                # The code stays; a failure of the channel is told as the inference service's.
+                message = route_failure_message(self._target, error)
                 logger.warning(
                     "route failed",
-                    extra={
-                        **log,
-                        "status": code,
-                        "error": error.details(),
-                        "latency_ms": _ms(started),
-                    },
+                    extra={**log, "status": code, "error": message, "latency_ms": _ms(started)},
                 )
-                queue.put_nowait(route_error(route, code, error.details() or ""))
+                queue.put_nowait(route_error(route, code, message))
             except asyncio.CancelledError:
                 call.cancel()
                 traced.ended(grpc.StatusCode.CANCELLED)

@@ -33,7 +33,7 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -43,6 +43,7 @@ from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.server.settings import DEFAULT_INTERVAL_S
 from dualnova.server.tls import channel_credentials
 from dualnova.server.tls_config import ClientTLS, mode_of
+from gateway.upstream_errors import channel_failed, unreachable, upstream_reason
 
 __all__ = [
     "RETRY_POLICY",
@@ -113,6 +114,8 @@ _OWN_SUBCHANNELS = ("grpc.use_local_subchannel_pool", 1)
 
 # First wait before re-opening a broken health stream; it grows to the health interval.
 FIRST_RETRY_S = 0.1
+# How long the follower waits for the inference service's reason (ListDetails) for a name.
+_REASON_TIMEOUT_S = 2.0
 
 
 def channel_options(reconnect_max_s: float = DEFAULT_INTERVAL_S) -> list[tuple[str, object]]:
@@ -154,8 +157,8 @@ class Backoff:
         self._next_s = self._first_s
 
 
-# (every followed name -> SERVING?, why it changed) -> None
-HealthListener = Callable[[Mapping[str, bool], str], Awaitable[None]]
+# (followed name, SERVING?, why) -> None; told each name's first state, then each change
+HealthListener = Callable[[str, bool, str], Awaitable[None]]
 
 
 class HealthFollower:
@@ -168,9 +171,14 @@ class HealthFollower:
         listener: HealthListener,
         *,
         max_backoff_s: float,
+        target: str,
     ) -> None:
+        self._channel = channel
         self._stub = health_pb2_grpc.HealthStub(channel)
-        self._serving = dict.fromkeys(names, False)
+        # None until the first answer (or failure): that one is reported too.
+        self._serving: dict[str, bool | None] = dict.fromkeys(names)
+        self._reasons: dict[str, str] = {}
+        self._target = target
         self._listener = listener
         self._max_backoff_s = max_backoff_s
         self._tasks: list[asyncio.Task[None]] = []
@@ -199,15 +207,17 @@ class HealthFollower:
             try:
                 async for response in call:
                     serving = response.status == health_pb2.HealthCheckResponse.SERVING
-                    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
-                    reason = f"the inference service reports {name!r} {status}"
+                    reason = await self._reported(name, response.status)
                     if not serving and self._serving[name] and unconfirmed is None:
                         break
                     unconfirmed = None
                     backoff.reset()
                     await self._update(name, serving, reason)
                 else:
-                    reason = "the inference service ended the health stream"
+                    reason = (
+                        f"the inference service at {self._target} ended the health stream"
+                        " (it is shutting down)"
+                    )
             except grpc.aio.AioRpcError as error:
                 if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                     # The health spec: do not retry. The names stay NOT_SERVING.
@@ -216,9 +226,13 @@ class HealthFollower:
                         " its health is not followed",
                         extra={"error": error.details()},
                     )
-                    await self._update(name, False, "inference service has no health Watch")
+                    await self._update(
+                        name,
+                        False,
+                        f"the inference service at {self._target} has no grpc.health.v1 Watch",
+                    )
                     return
-                reason = f"inference service unreachable ({error.code().name})"
+                reason = self._failed(error)
             finally:
                 call.cancel()
             if self._serving[name] and unconfirmed is None:
@@ -233,10 +247,28 @@ class HealthFollower:
             await asyncio.sleep(backoff.next())
 
     async def _update(self, name: str, serving: bool, reason: str) -> None:
-        if self._serving[name] == serving:
+        if self._serving[name] == serving and self._reasons.get(name) == reason:
             return
         self._serving[name] = serving
-        await self._listener(dict(self._serving), reason)
+        self._reasons[name] = reason
+        await self._listener(name, serving, reason)
+
+    async def _reported(self, name: str, status: int) -> str:
+        """What the inference service says of `name`, with its own reason when not SERVING."""
+        shown = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+        said = f"the inference service at {self._target} reports {name!r} {shown}"
+        if status == health_pb2.HealthCheckResponse.SERVING:
+            return said
+        why = await upstream_reason(self._channel, name, _REASON_TIMEOUT_S)
+        return f"{said}: {why}" if why else said
+
+    def _failed(self, error: grpc.aio.AioRpcError) -> str:
+        if channel_failed(error):
+            return unreachable(self._target, error.details() or "")
+        return (
+            f"the health Watch on the inference service at {self._target} failed:"
+            f" {error.code().name}: {error.details()}"
+        )
 
 
 class ChatCallers:
@@ -309,7 +341,7 @@ class Upstream:
     def follow_health(self, names: Iterable[str], listener: HealthListener) -> None:
         """Start following `names` of the inference service's health; `listener` hears changes."""
         self._follower = HealthFollower(
-            self.channel, names, listener, max_backoff_s=self._reconnect_max_s
+            self.channel, names, listener, max_backoff_s=self._reconnect_max_s, target=self.target
         )
         self._follower.start()
 

@@ -16,6 +16,10 @@ added with add_optional() (cloudwatch) that never count toward the server.
   models keep their last known state (before the first answer: NOT_SERVING).
 - The server is SERVING while Chat can be served for at least one model:
   bedrock-runtime SERVING and at least one model/* SERVING.
+- Every name's first state and each change after it is logged once with its
+  cause (the probe's error when it is down), and kept as the name's reason
+  for dualnova.health.v1 ListDetails: a service that starts with credentials
+  Bedrock refuses says so in its first lines, before "listening".
 """
 
 from __future__ import annotations
@@ -49,6 +53,15 @@ CONTROL_PLANE = "bedrock"
 # Model alias -> its health name.
 MODEL_NAMES: Mapping[str, str] = {alias: f"model/{alias}" for alias in ROUTES}
 
+# Why a name is SERVING, for the log line of its transition.
+_RUNTIME_PROBE = "ListAsyncInvokes"
+_RUNTIME_PROBED = f"the probe ({_RUNTIME_PROBE}) reached Bedrock with this service's credentials"
+_RUNTIME_CALLED = "a Chat call got Bedrock's stream"
+_MODEL_USABLE = "the control plane says the model is usable and streams"
+_CONTROL_PLANE_ANSWERED = "the control plane answered the model checks"
+# Why bedrock (and a model not yet known) is NOT_SERVING when no model check got an answer.
+_CONTROL_PLANE_FAILED = "the control plane check failed"
+
 
 def chat_can_be_served(states: Mapping[str, bool]) -> bool:
     """The server's rule: the runtime is reachable and at least one model is usable."""
@@ -79,15 +92,21 @@ class RuntimeHealth:
 
     async def probed(self, result: ProbeResult) -> None:
         if result.reached is None:
-            return  # throttled: no news
+            # Throttled: no news, unless nothing is known yet (then say why it is not SERVING).
+            await self._board.assume(RUNTIME, False, f"no answer yet: {result.detail}")
+            return
         if result.reached:
             self._failures = 0
-        await self._board.set(RUNTIME, result.reached, result.detail)
+            await self._board.set(RUNTIME, True, _RUNTIME_PROBED)
+            return
+        await self._board.set(
+            RUNTIME, False, f"the probe ({_RUNTIME_PROBE}) failed: {result.detail}"
+        )
 
     async def call_reached_bedrock(self) -> None:
         """A Chat call got Bedrock's stream: the runtime works. Cheap when nothing changes."""
         self._failures = 0
-        await self._board.set(RUNTIME, True)
+        await self._board.set(RUNTIME, True, _RUNTIME_CALLED)
 
     async def call_failed(self, error: MappedError) -> None:
         if not counts_against_runtime(error):
@@ -111,6 +130,7 @@ class InferenceHealth:
             service_name=SERVICE_NAME,
             dependencies=(RUNTIME, CONTROL_PLANE, *MODEL_NAMES.values()),
             overall=chat_can_be_served,
+            initial_reason="the first probe has not finished",
         )
         self.runtime = RuntimeHealth(self.board, settings.health_failed_calls)
         self._probes = probes
@@ -158,11 +178,21 @@ class InferenceHealth:
         await self.runtime.probed(runtime)
         for name, result in zip(names, models, strict=True):
             if result.reached:
-                await self.board.set(name, bool(result.usable), result.detail)
+                usable = bool(result.usable)
+                await self.board.set(name, usable, result.detail if not usable else _MODEL_USABLE)
+            else:
+                # The control plane could not be asked: the last known state stays; before
+                # the first answer the model is NOT_SERVING, and this says why.
+                await self.board.assume(name, False, f"{_CONTROL_PLANE_FAILED}: {result.detail}")
         if any(result.reached for result in models):
-            await self.board.set(CONTROL_PLANE, True)
+            await self.board.set(CONTROL_PLANE, True, _CONTROL_PLANE_ANSWERED)
         elif all(result.reached is False for result in models):
-            await self.board.set(CONTROL_PLANE, False, models[0].detail)
+            await self.board.set(
+                CONTROL_PLANE, False, f"{_CONTROL_PLANE_FAILED}: {models[0].detail}"
+            )
+        else:
+            detail = next(result.detail for result in models if not result.reached)
+            await self.board.assume(CONTROL_PLANE, False, f"no answer yet: {detail}")
 
     async def _probe_forever(self) -> None:
         loop = asyncio.get_running_loop()

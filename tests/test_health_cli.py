@@ -2,7 +2,8 @@
 
 The statuses are grpc_health_probe's: 0 SERVING, 1 bad arguments, 2 no
 connection, 3 the health RPC failed, 4 not SERVING. `--all` prints every name
-(List) and still answers for --service.
+(ListDetails: status, since when, and the reason; List from a server
+without it) and still answers for --service.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from health_support import (
     start_gateway,
     start_inference,
@@ -47,12 +52,17 @@ def dualnova_health(
     )
 
 
-def table(stdout: str) -> dict[str, str]:
-    """The --all table as {name: status}; the server's own name is shown as ""."""
+def rows(stdout: str) -> dict[str, list[str]]:
+    """The --all table as {name: [status, since, reason]}; the server's own name is shown as ""."""
     lines = stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS"]
-    rows = (line.split() for line in lines[1:])
-    return {("" if name == '""' else name): status for name, status in rows}
+    assert lines[0].split() == ["NAME", "STATUS", "SINCE", "REASON"], lines[0]
+    cells = (line.split(maxsplit=3) for line in lines[1:])
+    return {("" if row[0] == '""' else row[0]): row[1:] for row in cells}
+
+
+def table(stdout: str) -> dict[str, str]:
+    """The --all table as {name: status}."""
+    return {name: row[0] for name, row in rows(stdout).items()}
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +107,10 @@ def test_not_serving_exits_4(
         "--addr", inference.address, "--service", "model/micro", "--timeout", "5"
     )
     assert model.returncode == 4
-    assert "'model/micro' unhealthy (responded with NOT_SERVING)" in model.stderr
+    # The verdict carries the server's reason (dualnova.health.v1), here Bedrock's own words.
+    assert "'model/micro' unhealthy (responded with NOT_SERVING): AccessDeniedException: " in (
+        model.stderr
+    )
     route = dualnova_health("--addr", gateway.address, "--service", "route/micro", "--timeout", "5")
     assert route.returncode == 4
     # The other route still answers, so the gateway as a whole is SERVING.
@@ -135,11 +148,47 @@ def test_all_prints_every_name_and_answers_for_the_server(
         **dict.fromkeys(INFERENCE_NAMES, "SERVING"),
         "model/micro": "NOT_SERVING",
     }
+    listed = rows(result.stdout)
+    status, since, reason = listed["model/micro"]
+    assert reason.startswith("AccessDeniedException: "), reason
+    assert since.endswith("Z")  # UTC, to the second
+    for name in INFERENCE_NAMES:
+        if name != "model/micro":
+            assert len(listed[name]) == 2, listed[name]  # SERVING: no reason
     one = dualnova_health(
         "--addr", inference.address, "--all", "--service", "model/micro", "--timeout", "5"
     )
     assert one.returncode == 4
     assert table(one.stdout) == table(result.stdout)
+
+
+class _ListOnly(health.HealthServicer):
+    """grpc.health.v1 with List, and no dualnova.health.v1: a server that is not DualNova's."""
+
+    def List(self, request: Any, context: Any) -> health_pb2.HealthListResponse:  # noqa: N802
+        return health_pb2.HealthListResponse(
+            statuses={
+                "": health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING),
+                "db": health_pb2.HealthCheckResponse(
+                    status=health_pb2.HealthCheckResponse.NOT_SERVING
+                ),
+            }
+        )
+
+
+def test_all_falls_back_to_list_without_reasons_on_another_server() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(_ListOnly(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        result = dualnova_health("--addr", f"127.0.0.1:{port}", "--all", "--timeout", "5")
+    finally:
+        server.stop(0)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS"]
+    assert [line.split() for line in lines[1:]] == [['""', "SERVING"], ["db", "NOT_SERVING"]]
 
 
 def test_the_gateway_is_the_default_target(gateway: ServiceHandle) -> None:

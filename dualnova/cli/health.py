@@ -4,14 +4,18 @@ Exit status as grpc_health_probe's, so an ECS container health check or a
 compose healthcheck can run it unchanged: 0 SERVING, 1 bad arguments,
 2 no connection within the timeout, 3 the health RPC failed (unknown name,
 no health service, no answer in time), 4 the name is not SERVING.
-`--all` also prints every name and its status (one List call, gRPC A90); the
-exit status still answers for --service (the whole server by default).
+`--all` also prints every name with its status, since when, and why it is
+not SERVING (one dualnova.health.v1 ListDetails call; against a server
+without it, grpc.health.v1 List, gRPC A90, and no reasons); the exit status
+still answers for --service (the whole server by default).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
 import grpc
@@ -26,6 +30,8 @@ from dualnova.cli.chat import (
     gateway_target,
     positive_seconds,
 )
+from dualnova.health.v1 import health_pb2 as details_pb2
+from dualnova.health.v1 import health_pb2_grpc as details_pb2_grpc
 from dualnova.server.settings import ConfigError
 
 __all__ = [
@@ -50,6 +56,20 @@ PROG = "dualnova health"
 _STATUS_NAMES = {
     value: name for name, value in health_pb2.HealthCheckResponse.ServingStatus.items()
 }
+# dualnova.health.v1's statuses -> grpc.health.v1's (the same numbers, said explicitly).
+_DETAIL_STATUSES = {
+    details_pb2.SERVING_STATUS_SERVING: health_pb2.HealthCheckResponse.SERVING,
+    details_pb2.SERVING_STATUS_NOT_SERVING: health_pb2.HealthCheckResponse.NOT_SERVING,
+}
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One name of the --all table: a grpc.health.v1 status, and what ListDetails adds."""
+
+    status: int
+    since: str = ""  # UTC, to the second; "" without ListDetails
+    reason: str = ""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -75,7 +95,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--all",
         action="store_true",
-        help="print every health name and its status (List RPC)",
+        help="print every health name, its status, since when and why"
+        " (dualnova.health.v1 ListDetails; grpc.health.v1 List without reasons)",
     )
     parser.add_argument(
         "--timeout",
@@ -112,8 +133,15 @@ def run(args: argparse.Namespace) -> int:
         metadata = () if token is None else (("authorization", f"Bearer {token}"),)
         try:
             if args.all:
-                return _list(stub, args.service, args.timeout, sys.stdout, metadata)
-            return _check(stub, args.service, args.timeout, sys.stdout, metadata)
+                rows = _details(channel, args.timeout, metadata)
+                if rows is None:
+                    rows = _listed(stub, args.timeout, metadata)
+                return _table(rows, args.service, sys.stdout)
+            status = _check(stub, args.service, args.timeout, metadata)
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                print("status: SERVING", file=sys.stdout)
+                return EXIT_SERVING
+            return _unhealthy(args.service, status, _reason(channel, args, metadata))
         except grpc.RpcError as error:
             print(f"{PROG}: {_rpc_failure(error, args.service, args.timeout)}", file=sys.stderr)
             return EXIT_RPC_FAILED
@@ -123,46 +151,86 @@ def _check(
     stub: health_pb2_grpc.HealthStub,
     name: str,
     timeout: float,
-    out: TextIO,
     metadata: tuple[tuple[str, str], ...] = (),
 ) -> int:
     response = stub.Check(
         health_pb2.HealthCheckRequest(service=name), timeout=timeout, metadata=metadata
     )
-    return _verdict(name, response.status, out)
+    return int(response.status)
 
 
-def _list(
-    stub: health_pb2_grpc.HealthStub,
-    name: str,
-    timeout: float,
-    out: TextIO,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> int:
+def _reason(
+    channel: grpc.Channel, args: argparse.Namespace, metadata: tuple[tuple[str, str], ...]
+) -> str:
+    """Why the checked name is not SERVING, when the server says (best effort: "" otherwise)."""
+    try:
+        rows = _details(channel, args.timeout, metadata)
+    except grpc.RpcError:
+        return ""
+    row = None if rows is None else rows.get(args.service)
+    return "" if row is None else row.reason
+
+
+def _details(
+    channel: grpc.Channel, timeout: float, metadata: tuple[tuple[str, str], ...]
+) -> dict[str, _Row] | None:
+    """Every name via dualnova.health.v1 ListDetails; None when the server does not serve it."""
+    stub = details_pb2_grpc.HealthDetailsServiceStub(channel)
+    try:
+        response = stub.ListDetails(
+            details_pb2.ListDetailsRequest(), timeout=timeout, metadata=metadata
+        )
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            return None  # not a DualNova server, or an older one: List has the statuses
+        raise
+    return {
+        name: _Row(
+            _DETAIL_STATUSES.get(entry.status, health_pb2.HealthCheckResponse.UNKNOWN),
+            entry.change_time.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
+            if entry.HasField("change_time")
+            else "",
+            entry.reason,
+        )
+        for name, entry in response.details.items()
+    }
+
+
+def _listed(
+    stub: health_pb2_grpc.HealthStub, timeout: float, metadata: tuple[tuple[str, str], ...]
+) -> dict[str, _Row]:
+    """Every name via grpc.health.v1 List (A90): statuses only."""
     response = stub.List(health_pb2.HealthListRequest(), timeout=timeout, metadata=metadata)
-    statuses = {key: value.status for key, value in response.statuses.items()}
-    width = max(len(_shown(key)) for key in (*statuses, "NAME"))
-    print(f"{'NAME':<{width}}  STATUS", file=out)
-    for key in sorted(statuses):
-        print(f"{_shown(key):<{width}}  {_STATUS_NAMES[statuses[key]]}", file=out)
-    if name not in statuses:
+    return {name: _Row(entry.status) for name, entry in response.statuses.items()}
+
+
+def _table(rows: Mapping[str, _Row], name: str, out: TextIO) -> int:
+    """Print NAME STATUS [SINCE REASON], one name a line; the exit status answers for `name`."""
+    detailed = any(row.since for row in rows.values())
+    width = max(len(_shown(key)) for key in (*rows, "NAME"))
+    status_width = max(len("STATUS"), *(len(_STATUS_NAMES[row.status]) for row in rows.values()))
+    header = f"{'NAME':<{width}}  {'STATUS':<{status_width}}"
+    print(f"{header}  {'SINCE':<20}  REASON" if detailed else header.rstrip(), file=out)
+    for key in sorted(rows):
+        row = rows[key]
+        line = f"{_shown(key):<{width}}  {_STATUS_NAMES[row.status]:<{status_width}}"
+        if detailed:
+            line = f"{line}  {row.since:<20}  {row.reason}"
+        print(line.rstrip(), file=out)
+    if name not in rows:
         print(f"{PROG}: the server lists no health name {name!r}", file=sys.stderr)
         return EXIT_RPC_FAILED
-    if statuses[name] != health_pb2.HealthCheckResponse.SERVING:
-        return _unhealthy(name, statuses[name])
+    if rows[name].status != health_pb2.HealthCheckResponse.SERVING:
+        return _unhealthy(name, rows[name].status, rows[name].reason)
     return EXIT_SERVING
 
 
-def _verdict(name: str, status: int, out: TextIO) -> int:
-    if status != health_pb2.HealthCheckResponse.SERVING:
-        return _unhealthy(name, status)
-    print("status: SERVING", file=out)
-    return EXIT_SERVING
-
-
-def _unhealthy(name: str, status: int) -> int:
+def _unhealthy(name: str, status: int, reason: str = "") -> int:
     what = "server" if name == "" else repr(name)
-    print(f"{PROG}: {what} unhealthy (responded with {_STATUS_NAMES[status]})", file=sys.stderr)
+    why = f": {reason}" if reason else ""
+    print(
+        f"{PROG}: {what} unhealthy (responded with {_STATUS_NAMES[status]}){why}", file=sys.stderr
+    )
     return EXIT_UNHEALTHY
 
 

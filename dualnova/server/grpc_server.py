@@ -15,6 +15,8 @@ from grpc_reflection.v1alpha import reflection
 
 from dualnova.server.conversation import transport_message_limit
 from dualnova.server.decoding import RequestDecoding
+from dualnova.server.health_details import SERVICE_NAME as HEALTH_DETAILS_SERVICE
+from dualnova.server.health_details import add_health_details
 from dualnova.server.health_service import HealthServicer
 from dualnova.server.rpc_tracing import ServerTracing
 from dualnova.server.settings import ConfigError
@@ -82,20 +84,25 @@ def new_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     reflection_on: bool = True,
 ) -> grpc.aio.Server:
-    """A traced server with grpc.health.v1 and reflection (listing `service_names` and both).
+    """A traced server with grpc.health.v1, dualnova.health.v1 and reflection.
 
+    Only `service_names` are traced (health, its details and reflection are
+    not: a span per probe); reflection lists them, both health services and itself.
     `interceptors` run inside the tracing one (so they see the call's span);
     `reflection_on` False leaves reflection out (its calls get UNIMPLEMENTED).
     """
     # RequestDecoding innermost: unparsable bytes are INVALID_ARGUMENT (not UNKNOWN) for
     # a caller the other interceptors let in.
     server = grpc.aio.server(
-        options=list(options), interceptors=[ServerTracing(), *interceptors, RequestDecoding()]
+        options=list(options),
+        interceptors=[ServerTracing(service_names), *interceptors, RequestDecoding()],
     )
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    add_health_details(health, server)
     if reflection_on:
         reflection.enable_server_reflection(
-            (*service_names, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
+            (*service_names, _HEALTH_SERVICE, HEALTH_DETAILS_SERVICE, reflection.SERVICE_NAME),
+            server,
         )
     return server
 

@@ -58,6 +58,9 @@ class ProbeResult:
     or could not be reached, refused the credentials or failed on its side
     (False); None when the answer says nothing either way (throttled).
     `usable` (model checks only): the model can serve Chat; None unless reached.
+    `detail`: why it failed, in words (Bedrock's error code and message, the
+    connection error, the model's lifecycle), for health's reason and its log
+    line; "" for a success.
     """
 
     reached: bool | None
@@ -96,7 +99,9 @@ class BedrockProbes:
         try:
             return await asyncio.wait_for(probe, self._timeout_s)
         except TimeoutError:
-            return ProbeResult(False, detail=f"no answer within {self._timeout_s:g} s")
+            return ProbeResult(
+                False, detail=f"no answer within {self._timeout_s:g} s (DUALNOVA_HEALTH_TIMEOUT)"
+            )
 
     async def _list_async_invokes(self) -> ProbeResult:
         try:

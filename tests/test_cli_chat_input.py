@@ -138,3 +138,34 @@ def test_without_a_question_on_a_terminal_it_says_how_rather_than_wait() -> None
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 2
+
+
+def test_dash_on_a_terminal_reads_typed_lines_until_ctrl_d(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
+    with on_terminal("chat", "--gateway", gateway.address, "-") as child:
+        child.expect_exact("(type the question; end it with Ctrl-D on a line of its own)")
+        child.sendline("첫째 줄")
+        child.sendline("둘째 줄")
+        child.sendeof()
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+
+    assert asked_texts(emulator) == {"micro": "첫째 줄\n둘째 줄", "pro": "첫째 줄\n둘째 줄"}
+
+
+def test_ctrl_c_while_the_question_is_read_sends_nothing_and_exits_130(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
+    with on_terminal("chat", "--gateway", gateway.address, "-") as child:
+        child.expect_exact("end it with Ctrl-D")
+        child.sendline("반쯤 쓴 질문")
+        child.sendintr()
+        child.expect(pexpect.EOF)
+        seen = child.before
+        child.close()
+        assert child.exitstatus == 130
+
+    assert "Traceback" not in seen
+    assert [e for e in emulator.requests() if e["operation"] == "ConverseStream"] == []

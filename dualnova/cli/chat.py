@@ -192,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     except QuestionError as error:
         print(f"dualnova chat: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C while a pipe was still writing the question: nothing was sent.
+        return EXIT_INTERRUPTED
     blank = [flag for flag, texts in _system_options(args) if any(not t.strip() for t in texts)]
     if blank:
         print(f"dualnova chat: {blank[0]} must not be empty", file=sys.stderr)

@@ -52,6 +52,9 @@ def read_question(
                 "no question: give it as an argument, or `-` or --file FILE to read it"
                 " from stdin or a file"
             )
+        if terminal:
+            # `-` on a terminal: a person types; say how to finish rather than sit silent.
+            print("(type the question; end it with Ctrl-D on a line of its own)", file=sys.stderr)
         where = "the question read from stdin"
         text = _decode(stream.read(), where)
     text = _drop_final_line_break(text)

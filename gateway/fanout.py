@@ -143,7 +143,10 @@ class DualChat:
         """Copy one upstream Chat stream into the queue, tagged; end with _RouteEnded."""
         started = time.monotonic()
         log = {"trace_id": trace_id, "route": route, "model": chat_request.model}
-        with route_call(route, self._target) as traced:
+        guardrail = (
+            chat_request.guardrail_config if chat_request.HasField("guardrail_config") else None
+        )
+        with route_call(route, self._target, guardrail) as traced:
             call = self._stub.Chat(
                 chat_request, timeout=timeout, metadata=traced.metadata(metadata)
             )
@@ -153,8 +156,10 @@ class DualChat:
                     event = _tag(route, response)
                     if event is None:
                         continue
-                    if event.HasField("usage"):
-                        usage = event.usage
+                    if not event.HasField("delta"):
+                        if event.HasField("usage"):
+                            usage = event.usage
+                        traced.observe(event)
                     queue.put_nowait(event)
                 traced.ended(grpc.StatusCode.OK)
                 logger.info(
@@ -228,7 +233,12 @@ def summarize(usage_by_route: Mapping[str, chat_pb2.Usage], trace_id: str) -> ga
 
 
 def _tag(route: str, response: inference_pb2.ChatResponse) -> gateway_pb2.DualChatResponse | None:
-    """The upstream event as a DualChat event of `route`; None for an empty event."""
+    """The upstream event as a DualChat event of `route`; None for an empty event.
+
+    Every kind is copied as sent (the two oneofs share their field names): text
+    and tool-input deltas with their block index, tool-use starts, block stops,
+    guardrail traces, and Stop with its typed reason and what Bedrock applied.
+    """
     kind = response.WhichOneof("event")
     if kind is None:
         return None

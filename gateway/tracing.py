@@ -10,6 +10,15 @@ right route. Each route call is also counted, by route and final status, in
 dualnova.gateway.route.calls. When the caller presented a token, its name
 (never the token) is on the route spans and the count (dualnova.caller) and
 goes upstream as x-dualnova-caller, for the inference service's log line.
+
+A route span also says, in the GenAI conventions' words and as the
+inference service's Bedrock span does, what the route's answer did: each tool
+call is a "gen_ai.tool.call" event (gen_ai.tool.name, gen_ai.tool.call.id,
+gen_ai.tool.type "function"; never its input), the route's guardrail is
+aws.bedrock.guardrail.id, an intervention is one "gen_ai.guardrail.result"
+event, and the stop reason is gen_ai.response.finish_reasons. So a trace
+viewer shows which route called which tool or was stopped by a guardrail
+without opening the inference service's spans.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import grpc
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind
 
+from dualnova.chat.v1 import chat_pb2
+from dualnova.gateway.v1 import gateway_pb2
 from dualnova.server.callers import CALLER_ATTRIBUTE, CALLER_METADATA_KEY, current_caller
 from dualnova.server.rpc_tracing import outgoing_metadata, record_status
 from dualnova.server.telemetry import (
@@ -36,6 +47,13 @@ __all__ = ["TRACE_ID_METADATA_KEY", "RouteCall", "current_trace_id", "route_call
 # Initial response metadata key carrying the trace id, before any event.
 TRACE_ID_METADATA_KEY = "x-trace-id"
 _UPSTREAM_METHOD = "dualnova.inference.v1.InferenceService/Chat"
+
+# The GenAI conventions' names, as inference_service.chat_telemetry writes them.
+TOOL_CALL_EVENT = "gen_ai.tool.call"
+GUARDRAIL_EVENT = "gen_ai.guardrail.result"
+GUARDRAIL_INTERVENED = "guardrail_intervened"
+_GUARDRAIL_COMPONENT = "Amazon Bedrock Guardrails"
+_PROVIDER = "aws.bedrock"
 
 _tracer = trace.get_tracer(INSTRUMENTATION_NAME)
 _route_calls = metrics.get_meter(INSTRUMENTATION_NAME).create_counter(
@@ -59,11 +77,54 @@ def current_trace_id() -> str:
 
 
 class RouteCall:
-    """One route's upstream call: the metadata to send, and how it ended."""
+    """One route's upstream call: the metadata to send, what its answer did, how it ended."""
 
-    def __init__(self, span: trace.Span, route: str) -> None:
+    def __init__(
+        self, span: trace.Span, route: str, guardrail: chat_pb2.GuardrailConfig | None = None
+    ) -> None:
         self._span = span
         self._route = route
+        self._guardrail = guardrail
+        self._intervened = False
+
+    def observe(self, event: gateway_pb2.DualChatResponse) -> None:
+        """Note a relayed event that is not text (deltas are not worth a look each)."""
+        kind = event.WhichOneof("event")
+        if kind == "tool_use_start":
+            start = event.tool_use_start
+            self._span.add_event(
+                TOOL_CALL_EVENT,
+                {
+                    "gen_ai.tool.name": start.name,
+                    "gen_ai.tool.call.id": start.tool_use_id,
+                    "gen_ai.tool.type": "function",
+                },
+            )
+        elif kind == "guardrail_trace":
+            if event.guardrail_trace.intervened:
+                # Bedrock's own word for a guardrail that acted (its GuardrailEvent action).
+                self._guardrail_result("action", "INTERVENED")
+        elif kind == "stop":
+            reason = event.stop.stop_reason
+            self._span.set_attribute("gen_ai.response.finish_reasons", (reason,))
+            if reason == GUARDRAIL_INTERVENED:
+                self._guardrail_result("stopReason", reason)
+
+    def _guardrail_result(self, result_type: str, value: str) -> None:
+        """One intervention event per route, from the trace or (without a trace) the stop."""
+        if self._intervened:
+            return
+        self._intervened = True
+        attributes = {
+            "gen_ai.provider.name": _PROVIDER,
+            "gen_ai.guardrail.component.name": _GUARDRAIL_COMPONENT,
+            "gen_ai.guardrail.result.type": result_type,
+            "gen_ai.guardrail.result.value": value,
+        }
+        if self._guardrail is not None:
+            attributes["gen_ai.guardrail.policy.id"] = self._guardrail.identifier
+            attributes["gen_ai.guardrail.policy.version"] = self._guardrail.version
+        self._span.add_event(GUARDRAIL_EVENT, attributes)
 
     def metadata(self, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
         """`extra`, this span's traceparent, the route and caller names, for the upstream call."""
@@ -81,14 +142,21 @@ class RouteCall:
 
 
 @contextlib.contextmanager
-def route_call(route: str, target: str) -> Iterator[RouteCall]:
-    """The CLIENT span of `route`'s call to the inference service at `target` (current inside)."""
+def route_call(
+    route: str, target: str, guardrail: chat_pb2.GuardrailConfig | None = None
+) -> Iterator[RouteCall]:
+    """The CLIENT span of `route`'s call to the inference service at `target` (current inside).
+
+    `guardrail` is the guardrail config the route's request applies, if any.
+    """
     attributes = {
         ROUTE_ATTRIBUTE: route,
         "rpc.system.name": "grpc",
         "rpc.method": _UPSTREAM_METHOD,
         "server.address": target,
     }
+    if guardrail is not None:
+        attributes["aws.bedrock.guardrail.id"] = guardrail.identifier
     caller = current_caller()
     if caller is not None:
         attributes[CALLER_ATTRIBUTE] = caller
@@ -99,4 +167,4 @@ def route_call(route: str, target: str) -> Iterator[RouteCall]:
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
-        yield RouteCall(span, route)
+        yield RouteCall(span, route, guardrail)

@@ -34,6 +34,7 @@ class DualResult:
     routes: dict[str, RouteResult]
     summary: gateway_pb2.Summary
     trace_header: str | None  # the x-trace-id initial metadata
+    responses: list[gateway_pb2.DualChatResponse] = field(default_factory=list)  # as received
 
 
 def user(text: str) -> chat_pb2.Message:
@@ -60,7 +61,9 @@ def dual_chat(
         order: list[tuple[str, str]] = []
         routes: dict[str, RouteResult] = defaultdict(RouteResult)
         summary = None
+        responses = []
         for response in call:
+            responses.append(response)
             kind = response.WhichOneof("event")
             order.append((response.route, kind))
             if kind == "summary":
@@ -75,7 +78,7 @@ def dual_chat(
         assert summary is not None, "the stream ended without a summary"
         assert order[-1] == ("", "summary"), "the summary must be the last event"
         header = dict(call.initial_metadata()).get("x-trace-id")
-    return DualResult(order, dict(routes), summary, header)
+    return DualResult(order, dict(routes), summary, header, responses)
 
 
 # Route defaults the gateway applies (design: Micro 1024 @ 0.3, Pro 2048 @ 0.5), as

@@ -8,6 +8,7 @@ the reported problem it holds fixed.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shlex
@@ -27,6 +28,7 @@ from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
 from dualnova.dev import restarts
+from dualnova.dev.follow import LogFollower
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,6 +286,9 @@ def test_logs_follows_every_process_in_the_terminal(tmp_path: Path) -> None:
         line = rf"^\d\d:\d\d:\d\d\.\d{{3}} {label}  info +{message}"
         assert re.search(line, output, re.MULTILINE), output
     assert re.search(r"gateway +info +gateway stopped", output), output
+    # In time order across the files: up stops the gateway first, then the inference service.
+    gateway_stops = output.index("gateway stopping on SIGTERM")
+    assert gateway_stops < output.index("inference service stopping on SIGTERM"), output
     assert output.rstrip().endswith("dualnova up: stopped")
     assert '{"time"' not in output
 
@@ -429,3 +434,33 @@ def test_a_process_that_cannot_start_again_is_retried_with_backoff_then_given_up
     )
     assert "GATEWAY_MAX_STREAMS='many'" in str(gave_up.value)
     assert not broken.running
+
+
+def test_followed_logs_are_shown_in_time_order_across_files(tmp_path: Path) -> None:
+    """`--logs` reads the files in rounds; within a round, records sort by their time."""
+    gateway, inference = tmp_path / "gateway.log", tmp_path / "inference_service.log"
+    shown: list[str] = []
+    follower = LogFollower({"gateway": gateway, "inference service": inference}, shown.append)
+
+    def record(when: str, message: str) -> str:
+        return json.dumps({"time": f"2026-12-01T{when}Z", "level": "info", "message": message})
+
+    gateway.write_text(record("10:00:00.300", "third") + "\n")
+    inference.write_text(
+        record("10:00:00.100", "first")
+        + "\nTraceback (most recent call last):\n"
+        + record("10:00:00.500", "fourth")
+        + "\n"
+        + record("10:00:00.200", "second")
+        + "\n"
+    )
+    follower.start()
+    follower.stop()
+
+    assert shown == [
+        "10:00:00.100 inference service  info    first",
+        "inference service  Traceback (most recent call last):",
+        "10:00:00.200 inference service  info    second",
+        "10:00:00.300 gateway            info    third",
+        "10:00:00.500 inference service  info    fourth",
+    ]

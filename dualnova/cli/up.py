@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
             keeper.check()
             time.sleep(_POLL_S)
     except KeyboardInterrupt:
-        pass
+        if sys.stdout.isatty():
+            print()  # off the line where the terminal echoed ^C
     except StackError as error:
         print(f"{PROG}: {error}\n{PROG}: logs in {log_dir}", file=sys.stderr)
         status = EXIT_FAILED
@@ -179,14 +180,15 @@ def run(args: argparse.Namespace) -> int:
         stopped = stack.stop()
         if follower is not None:
             follower.stop()
+    if status != EXIT_OK:
+        return status  # what failed was said above; its exit status again would be noise
     unclean = {name: code for name, code in stopped.items() if code not in (0, None)}
     if unclean:
         listed = ", ".join(f"{name} exited with {code}" for name, code in unclean.items())
         print(f"{PROG}: not stopped cleanly: {listed} (logs in {log_dir})", file=sys.stderr)
         return EXIT_FAILED
-    if status == EXIT_OK:
-        _say(f"{PROG}: stopped")
-    return status
+    _say(f"{PROG}: stopped")
+    return EXIT_OK
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:

@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["LogFollower", "readable"]
 
@@ -48,6 +49,8 @@ class LogFollower:
         self._read_all()
 
     def _read_all(self) -> None:
+        """One round over every file; the round's records shown in time order across files."""
+        batch: list[tuple[str, int, str]] = []
         for label, (path, offset) in self._offsets.items():
             try:
                 with path.open("rb") as file:
@@ -60,24 +63,40 @@ class LogFollower:
             self._offsets[label] = (path, offset + len(chunk))
             *lines, rest = (self._pending[label] + chunk).split(b"\n")
             self._pending[label] = rest
+            # A line without a time (a traceback's) stays right after the record before it.
+            when = ""
             for line in lines:
                 text = line.decode(errors="replace").rstrip("\r")
                 if text:
-                    self._write(readable(label.ljust(self._width), text))
+                    when = _time_of(text) or when
+                    batch.append((when, len(batch), readable(label.ljust(self._width), text)))
+        for _, _, shown in sorted(batch):
+            self._write(shown)
 
 
 def readable(label: str, line: str) -> str:
     """`11:01:00.126 gateway  info  gateway stopping on SIGINT address=...` from a JSON record."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
+    record = _record(line)
+    if record is None:
         return f"{label}  {line}"
     clock = str(record.get("time", ""))[11:23]
     fields = " ".join(f"{key}={value}" for key, value in record.items() if key not in _OWN_COLUMNS)
     text = f"{clock} {label}  {record.get('level', ''):<7} {record.get('message', '')}"
     return f"{text}  {fields}" if fields else text
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _time_of(line: str) -> str:
+    """The record's ISO time (sorts as text), or "" for a line that is not a record."""
+    record = _record(line)
+    return str(record.get("time", "")) if record is not None else ""
 
 
 def _size(path: Path) -> int:

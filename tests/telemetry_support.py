@@ -66,6 +66,8 @@ class Span:
     attributes: dict[str, Any]
     status: str  # "UNSET", "OK", "ERROR"
     events: tuple[str, ...]
+    # Each event's attributes, in the order of `events`.
+    event_attributes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ class OtlpCollector(
                                 "STATUS_CODE_"
                             ),
                             events=tuple(event.name for event in span.events),
+                            event_attributes=tuple(
+                                _attributes(event.attributes) for event in span.events
+                            ),
                         )
                     )
         with self._lock:

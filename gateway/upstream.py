@@ -17,7 +17,10 @@ after the stream breaks or the server ends it while draining. While a stream
 is down its name counts as NOT_SERVING. A stream that was SERVING and then
 breaks or reports NOT_SERVING is first re-opened once at once: with several
 replicas it lands on another one, so one replica's restart is not reported as
-the inference service's outage. The channel's own reconnect backoff is
+the inference service's outage. Each name's first state is reported too, and
+every reason names the inference service and its address (gateway.upstream_errors):
+unreachable in gRPC's words, or what it reports, with its own reason from
+dualnova.health.v1 ListDetails. The channel's own reconnect backoff is
 capped at the same interval (gRPC's default grows to two minutes), so both
 calls and health recover soon after the inference service is back.
 

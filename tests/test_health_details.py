@@ -14,14 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from gateway_client import ask, dual_chat
 from health_support import listed, start_gateway, start_inference, wait_for_statuses
 from polling import wait_until
+from telemetry_support import OtlpCollector, Pair
 
 from dualnova.dev.stack import HOST, EmulatorHandle, ServiceHandle, free_port
 from dualnova.health.v1 import health_pb2 as details_pb2
@@ -196,6 +199,17 @@ def test_an_inference_service_that_starts_unhealthy_says_why_before_listening(
         assert all(cause in d.reason for d in now.values())
     finally:
         handle.stop()
+
+
+def test_details_are_not_traced_like_health(exporting_pair: Pair, collector: OtlpCollector) -> None:
+    trace_id = secrets.token_hex(16)
+    traceparent = (("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),)
+    for handle in (exporting_pair.inference, exporting_pair.gateway):
+        assert details(handle.address, traceparent)  # a sampled caller's trace...
+    # ...gets no span, while a DualChat after it does (its spans export after any of ours).
+    later = dual_chat(exporting_pair.gateway.address, ask("And now?")).summary.trace_id
+    collector.wait_for_trace(later, 7)
+    assert collector.spans(trace_id) == []
 
 
 # ---- the board itself, in-process: what is logged, and what the details say -----------

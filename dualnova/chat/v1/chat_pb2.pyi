@@ -90,6 +90,12 @@ class StopReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STOP_REASON_GUARDRAIL_INTERVENED: _ClassVar[StopReason]
     STOP_REASON_CONTENT_FILTERED: _ClassVar[StopReason]
     STOP_REASON_MODEL_CONTEXT_WINDOW_EXCEEDED: _ClassVar[StopReason]
+
+class SearchType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_TYPE_UNSPECIFIED: _ClassVar[SearchType]
+    SEARCH_TYPE_HYBRID: _ClassVar[SearchType]
+    SEARCH_TYPE_SEMANTIC: _ClassVar[SearchType]
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
@@ -141,6 +147,9 @@ STOP_REASON_STOP_SEQUENCE: StopReason
 STOP_REASON_GUARDRAIL_INTERVENED: StopReason
 STOP_REASON_CONTENT_FILTERED: StopReason
 STOP_REASON_MODEL_CONTEXT_WINDOW_EXCEEDED: StopReason
+SEARCH_TYPE_UNSPECIFIED: SearchType
+SEARCH_TYPE_HYBRID: SearchType
+SEARCH_TYPE_SEMANTIC: SearchType
 
 class Message(_message.Message):
     __slots__ = ("role", "text", "content")
@@ -400,3 +409,71 @@ class Stop(_message.Message):
     reason: StopReason
     applied: Applied
     def __init__(self, stop_reason: _Optional[str] = ..., time_to_first_token_ms: _Optional[float] = ..., latency_ms: _Optional[float] = ..., reason: _Optional[_Union[StopReason, str]] = ..., applied: _Optional[_Union[Applied, _Mapping]] = ...) -> None: ...
+
+class Grounding(_message.Message):
+    __slots__ = ("knowledge_base_id", "number_of_results", "search_type", "filter_json")
+    KNOWLEDGE_BASE_ID_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_OF_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    knowledge_base_id: str
+    number_of_results: int
+    search_type: SearchType
+    filter_json: str
+    def __init__(self, knowledge_base_id: _Optional[str] = ..., number_of_results: _Optional[int] = ..., search_type: _Optional[_Union[SearchType, str]] = ..., filter_json: _Optional[str] = ...) -> None: ...
+
+class Passage(_message.Message):
+    __slots__ = ("text", "score", "source_id", "location_uri", "location_type", "metadata_json")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_URI_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_TYPE_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    score: float
+    source_id: str
+    location_uri: str
+    location_type: str
+    metadata_json: str
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., source_id: _Optional[str] = ..., location_uri: _Optional[str] = ..., location_type: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+
+class Retrieval(_message.Message):
+    __slots__ = ("knowledge_base_id", "passages", "query", "latency_ms")
+    KNOWLEDGE_BASE_ID_FIELD_NUMBER: _ClassVar[int]
+    PASSAGES_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    knowledge_base_id: str
+    passages: _containers.RepeatedCompositeFieldContainer[Passage]
+    query: str
+    latency_ms: float
+    def __init__(self, knowledge_base_id: _Optional[str] = ..., passages: _Optional[_Iterable[_Union[Passage, _Mapping]]] = ..., query: _Optional[str] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class Citation(_message.Message):
+    __slots__ = ("content_block_index", "title", "source_text", "location_json")
+    CONTENT_BLOCK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_JSON_FIELD_NUMBER: _ClassVar[int]
+    content_block_index: int
+    title: str
+    source_text: str
+    location_json: str
+    def __init__(self, content_block_index: _Optional[int] = ..., title: _Optional[str] = ..., source_text: _Optional[str] = ..., location_json: _Optional[str] = ...) -> None: ...
+
+class Cost(_message.Message):
+    __slots__ = ("input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "total_usd", "estimated")
+    INPUT_USD_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_USD_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_USD_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    input_usd: float
+    output_usd: float
+    cache_read_usd: float
+    cache_write_usd: float
+    total_usd: float
+    estimated: bool
+    def __init__(self, input_usd: _Optional[float] = ..., output_usd: _Optional[float] = ..., cache_read_usd: _Optional[float] = ..., cache_write_usd: _Optional[float] = ..., total_usd: _Optional[float] = ..., estimated: _Optional[bool] = ...) -> None: ...

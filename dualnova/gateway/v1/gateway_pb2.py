@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from dualnova.chat.v1 import chat_pb2 as dualnova_dot_chat_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dualnova/gateway/v1/gateway.proto\x12\x13\x64ualnova.gateway.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"\xac\x02\n\rRouteOverride\x12\x0e\n\x06system\x18\x01 \x03(\t\x12;\n\x10inference_config\x18\x02 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12+\n\x08messages\x18\x03 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x31\n\x0btool_config\x18\x04 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\x05 \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\x06 \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\"\xd9\x03\n\x0f\x44ualChatRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x02 \x03(\t\x12;\n\x10inference_config\x18\x03 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12/\n\x08ordering\x18\x04 \x01(\x0e\x32\x1d.dualnova.gateway.v1.Ordering\x12\x31\n\x05micro\x18\x05 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12/\n\x03pro\x18\x06 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12\x14\n\x0c\x63\x61\x63he_system\x18\x07 \x01(\x08\x12\x31\n\x0btool_config\x18\x08 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\t \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\n \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\"+\n\nRouteError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xd9\x01\n\x07Summary\x12\x46\n\x0eusage_by_route\x18\x01 \x03(\x0b\x32..dualnova.gateway.v1.Summary.UsageByRouteEntry\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x1aL\n\x11UsageByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage:\x02\x38\x01\"\xaa\x04\n\x10\x44ualChatResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12(\n\x05start\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x05 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x30\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.dualnova.gateway.v1.RouteErrorH\x00\x12/\n\x07summary\x18\x07 \x01(\x0b\x32\x1c.dualnova.gateway.v1.SummaryH\x00\x12\x38\n\x0etool_use_start\x18\x08 \x01(\x0b\x32\x1e.dualnova.chat.v1.ToolUseStartH\x00\x12<\n\x10tool_input_delta\x18\t \x01(\x0b\x32 .dualnova.chat.v1.ToolInputDeltaH\x00\x12@\n\x12\x63ontent_block_stop\x18\n \x01(\x0b\x32\".dualnova.chat.v1.ContentBlockStopH\x00\x12;\n\x0fguardrail_trace\x18\x0b \x01(\x0b\x32 .dualnova.chat.v1.GuardrailTraceH\x00\x42\x07\n\x05\x65vent*X\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDERING_INTERLEAVED\x10\x01\x12\x18\n\x14ORDERING_MICRO_FIRST\x10\x02\x32\x64\n\x07Gateway\x12Y\n\x08\x44ualChat\x12$.dualnova.gateway.v1.DualChatRequest\x1a%.dualnova.gateway.v1.DualChatResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!dualnova/gateway/v1/gateway.proto\x12\x13\x64ualnova.gateway.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"\x90\x01\n\x16\x44ualChatSessionRequest\x12\x35\n\x05start\x18\x01 \x01(\x0b\x32$.dualnova.gateway.v1.DualChatRequestH\x00\x12\x34\n\nstop_route\x18\x02 \x01(\x0b\x32\x1e.dualnova.gateway.v1.StopRouteH\x00\x42\t\n\x07message\"O\n\x17\x44ualChatSessionResponse\x12\x34\n\x05\x65vent\x18\x01 \x01(\x0b\x32%.dualnova.gateway.v1.DualChatResponse\"\x1a\n\tStopRoute\x12\r\n\x05route\x18\x01 \x01(\t\"\x1e\n\x0cRouteStopped\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xc4\x02\n\rRouteOverride\x12\x0e\n\x06system\x18\x01 \x03(\t\x12;\n\x10inference_config\x18\x02 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12+\n\x08messages\x18\x03 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x31\n\x0btool_config\x18\x04 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\x05 \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\x06 \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\x12\x16\n\x0eskip_grounding\x18\x07 \x01(\x08\"\x89\x04\n\x0f\x44ualChatRequest\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x02 \x03(\t\x12;\n\x10inference_config\x18\x03 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12/\n\x08ordering\x18\x04 \x01(\x0e\x32\x1d.dualnova.gateway.v1.Ordering\x12\x31\n\x05micro\x18\x05 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12/\n\x03pro\x18\x06 \x01(\x0b\x32\".dualnova.gateway.v1.RouteOverride\x12\x14\n\x0c\x63\x61\x63he_system\x18\x07 \x01(\x08\x12\x31\n\x0btool_config\x18\x08 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\t \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\n \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\x12.\n\tgrounding\x18\x0b \x01(\x0b\x32\x1b.dualnova.chat.v1.Grounding\"+\n\nRouteError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x97\x03\n\x07Summary\x12\x46\n\x0eusage_by_route\x18\x01 \x03(\x0b\x32..dualnova.gateway.v1.Summary.UsageByRouteEntry\x12&\n\x05total\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage\x12\x10\n\x08trace_id\x18\x03 \x01(\t\x12\x44\n\rcost_by_route\x18\x04 \x03(\x0b\x32-.dualnova.gateway.v1.Summary.CostByRouteEntry\x12*\n\ntotal_cost\x18\x05 \x01(\x0b\x32\x16.dualnova.chat.v1.Cost\x1aL\n\x11UsageByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.Usage:\x02\x38\x01\x1aJ\n\x10\x43ostByRouteEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.dualnova.chat.v1.Cost:\x02\x38\x01\"\xc8\x05\n\x10\x44ualChatResponse\x12\r\n\x05route\x18\x01 \x01(\t\x12(\n\x05start\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x04 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x05 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x30\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1f.dualnova.gateway.v1.RouteErrorH\x00\x12/\n\x07summary\x18\x07 \x01(\x0b\x32\x1c.dualnova.gateway.v1.SummaryH\x00\x12\x38\n\x0etool_use_start\x18\x08 \x01(\x0b\x32\x1e.dualnova.chat.v1.ToolUseStartH\x00\x12<\n\x10tool_input_delta\x18\t \x01(\x0b\x32 .dualnova.chat.v1.ToolInputDeltaH\x00\x12@\n\x12\x63ontent_block_stop\x18\n \x01(\x0b\x32\".dualnova.chat.v1.ContentBlockStopH\x00\x12;\n\x0fguardrail_trace\x18\x0b \x01(\x0b\x32 .dualnova.chat.v1.GuardrailTraceH\x00\x12\x30\n\tretrieval\x18\x0c \x01(\x0b\x32\x1b.dualnova.chat.v1.RetrievalH\x00\x12.\n\x08\x63itation\x18\r \x01(\x0b\x32\x1a.dualnova.chat.v1.CitationH\x00\x12:\n\rroute_stopped\x18\x0e \x01(\x0b\x32!.dualnova.gateway.v1.RouteStoppedH\x00\x42\x07\n\x05\x65vent*X\n\x08Ordering\x12\x18\n\x14ORDERING_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDERING_INTERLEAVED\x10\x01\x12\x18\n\x14ORDERING_MICRO_FIRST\x10\x02\x32\xd6\x01\n\x07Gateway\x12Y\n\x08\x44ualChat\x12$.dualnova.gateway.v1.DualChatRequest\x1a%.dualnova.gateway.v1.DualChatResponse0\x01\x12p\n\x0f\x44ualChatSession\x12+.dualnova.gateway.v1.DualChatSessionRequest\x1a,.dualnova.gateway.v1.DualChatSessionResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SUMMARY_USAGEBYROUTEENTRY']._loaded_options = None
   _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_options = b'8\001'
-  _globals['_ORDERING']._serialized_start=1688
-  _globals['_ORDERING']._serialized_end=1776
-  _globals['_ROUTEOVERRIDE']._serialized_start=88
-  _globals['_ROUTEOVERRIDE']._serialized_end=388
-  _globals['_DUALCHATREQUEST']._serialized_start=391
-  _globals['_DUALCHATREQUEST']._serialized_end=864
-  _globals['_ROUTEERROR']._serialized_start=866
-  _globals['_ROUTEERROR']._serialized_end=909
-  _globals['_SUMMARY']._serialized_start=912
-  _globals['_SUMMARY']._serialized_end=1129
-  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_start=1053
-  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_end=1129
-  _globals['_DUALCHATRESPONSE']._serialized_start=1132
-  _globals['_DUALCHATRESPONSE']._serialized_end=1686
-  _globals['_GATEWAY']._serialized_start=1778
-  _globals['_GATEWAY']._serialized_end=1878
+  _globals['_SUMMARY_COSTBYROUTEENTRY']._loaded_options = None
+  _globals['_SUMMARY_COSTBYROUTEENTRY']._serialized_options = b'8\001'
+  _globals['_ORDERING']._serialized_start=2396
+  _globals['_ORDERING']._serialized_end=2484
+  _globals['_DUALCHATSESSIONREQUEST']._serialized_start=88
+  _globals['_DUALCHATSESSIONREQUEST']._serialized_end=232
+  _globals['_DUALCHATSESSIONRESPONSE']._serialized_start=234
+  _globals['_DUALCHATSESSIONRESPONSE']._serialized_end=313
+  _globals['_STOPROUTE']._serialized_start=315
+  _globals['_STOPROUTE']._serialized_end=341
+  _globals['_ROUTESTOPPED']._serialized_start=343
+  _globals['_ROUTESTOPPED']._serialized_end=373
+  _globals['_ROUTEOVERRIDE']._serialized_start=376
+  _globals['_ROUTEOVERRIDE']._serialized_end=700
+  _globals['_DUALCHATREQUEST']._serialized_start=703
+  _globals['_DUALCHATREQUEST']._serialized_end=1224
+  _globals['_ROUTEERROR']._serialized_start=1226
+  _globals['_ROUTEERROR']._serialized_end=1269
+  _globals['_SUMMARY']._serialized_start=1272
+  _globals['_SUMMARY']._serialized_end=1679
+  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_start=1527
+  _globals['_SUMMARY_USAGEBYROUTEENTRY']._serialized_end=1603
+  _globals['_SUMMARY_COSTBYROUTEENTRY']._serialized_start=1605
+  _globals['_SUMMARY_COSTBYROUTEENTRY']._serialized_end=1679
+  _globals['_DUALCHATRESPONSE']._serialized_start=1682
+  _globals['_DUALCHATRESPONSE']._serialized_end=2394
+  _globals['_GATEWAY']._serialized_start=2487
+  _globals['_GATEWAY']._serialized_end=2701
 # @@protoc_insertion_point(module_scope)

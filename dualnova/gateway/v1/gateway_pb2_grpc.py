@@ -40,6 +40,11 @@ class GatewayStub:
                 request_serializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatRequest.SerializeToString,
                 response_deserializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatResponse.FromString,
                 _registered_method=True)
+        self.DualChatSession = channel.stream_stream(
+                '/dualnova.gateway.v1.Gateway/DualChatSession',
+                request_serializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionRequest.SerializeToString,
+                response_deserializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -55,6 +60,16 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DualChatSession(self, request_iterator, context):
+        """DualChat in a session: the first message is the request, later ones
+        may stop a route mid-answer (its Bedrock stream is closed, it ends with
+        a route_stopped event, the other route goes on). The stream ends after
+        the summary; the caller half-closes when it has nothing more to send.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +77,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.DualChat,
                     request_deserializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatRequest.FromString,
                     response_serializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatResponse.SerializeToString,
+            ),
+            'DualChatSession': grpc.stream_stream_rpc_method_handler(
+                    servicer.DualChatSession,
+                    request_deserializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionRequest.FromString,
+                    response_serializer=dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +112,33 @@ class Gateway:
             '/dualnova.gateway.v1.Gateway/DualChat',
             dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatRequest.SerializeToString,
             dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DualChatSession(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/dualnova.gateway.v1.Gateway/DualChatSession',
+            dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionRequest.SerializeToString,
+            dualnova_dot_gateway_dot_v1_dot_gateway__pb2.DualChatSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

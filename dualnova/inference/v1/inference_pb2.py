@@ -25,17 +25,21 @@ _sym_db = _symbol_database.Default()
 from dualnova.chat.v1 import chat_pb2 as dualnova_dot_chat_dot_v1_dot_chat__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dualnova/inference/v1/inference.proto\x12\x15\x64ualnova.inference.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"\xcf\x02\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x03 \x03(\t\x12;\n\x10inference_config\x18\x04 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12\x14\n\x0c\x63\x61\x63he_system\x18\x05 \x01(\x08\x12\x31\n\x0btool_config\x18\x06 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\x07 \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\x08 \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\"\xb4\x03\n\x0c\x43hatResponse\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x04 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x38\n\x0etool_use_start\x18\x05 \x01(\x0b\x32\x1e.dualnova.chat.v1.ToolUseStartH\x00\x12<\n\x10tool_input_delta\x18\x06 \x01(\x0b\x32 .dualnova.chat.v1.ToolInputDeltaH\x00\x12@\n\x12\x63ontent_block_stop\x18\x07 \x01(\x0b\x32\".dualnova.chat.v1.ContentBlockStopH\x00\x12;\n\x0fguardrail_trace\x18\x08 \x01(\x0b\x32 .dualnova.chat.v1.GuardrailTraceH\x00\x42\x07\n\x05\x65vent2e\n\x10InferenceService\x12Q\n\x04\x43hat\x12\".dualnova.inference.v1.ChatRequest\x1a#.dualnova.inference.v1.ChatResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dualnova/inference/v1/inference.proto\x12\x15\x64ualnova.inference.v1\x1a\x1b\x64ualnova/chat/v1/chat.proto\"P\n\x0fRetrieveRequest\x12.\n\tgrounding\x18\x01 \x01(\x0b\x32\x1b.dualnova.chat.v1.Grounding\x12\r\n\x05query\x18\x02 \x01(\t\"B\n\x10RetrieveResponse\x12.\n\tretrieval\x18\x01 \x01(\x0b\x32\x1b.dualnova.chat.v1.Retrieval\"\xaf\x03\n\x0b\x43hatRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.dualnova.chat.v1.Message\x12\x0e\n\x06system\x18\x03 \x03(\t\x12;\n\x10inference_config\x18\x04 \x01(\x0b\x32!.dualnova.chat.v1.InferenceConfig\x12\x14\n\x0c\x63\x61\x63he_system\x18\x05 \x01(\x08\x12\x31\n\x0btool_config\x18\x06 \x01(\x0b\x32\x1c.dualnova.chat.v1.ToolConfig\x12;\n\x10guardrail_config\x18\x07 \x01(\x0b\x32!.dualnova.chat.v1.GuardrailConfig\x12\x31\n\x07options\x18\x08 \x01(\x0b\x32 .dualnova.chat.v1.BedrockOptions\x12.\n\tgrounding\x18\t \x01(\x0b\x32\x1b.dualnova.chat.v1.Grounding\x12.\n\tretrieval\x18\n \x01(\x0b\x32\x1b.dualnova.chat.v1.Retrieval\"\x96\x04\n\x0c\x43hatResponse\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.dualnova.chat.v1.StartH\x00\x12(\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x17.dualnova.chat.v1.DeltaH\x00\x12(\n\x05usage\x18\x03 \x01(\x0b\x32\x17.dualnova.chat.v1.UsageH\x00\x12&\n\x04stop\x18\x04 \x01(\x0b\x32\x16.dualnova.chat.v1.StopH\x00\x12\x38\n\x0etool_use_start\x18\x05 \x01(\x0b\x32\x1e.dualnova.chat.v1.ToolUseStartH\x00\x12<\n\x10tool_input_delta\x18\x06 \x01(\x0b\x32 .dualnova.chat.v1.ToolInputDeltaH\x00\x12@\n\x12\x63ontent_block_stop\x18\x07 \x01(\x0b\x32\".dualnova.chat.v1.ContentBlockStopH\x00\x12;\n\x0fguardrail_trace\x18\x08 \x01(\x0b\x32 .dualnova.chat.v1.GuardrailTraceH\x00\x12\x30\n\tretrieval\x18\t \x01(\x0b\x32\x1b.dualnova.chat.v1.RetrievalH\x00\x12.\n\x08\x63itation\x18\n \x01(\x0b\x32\x1a.dualnova.chat.v1.CitationH\x00\x42\x07\n\x05\x65vent2\xc2\x01\n\x10InferenceService\x12Q\n\x04\x43hat\x12\".dualnova.inference.v1.ChatRequest\x1a#.dualnova.inference.v1.ChatResponse0\x01\x12[\n\x08Retrieve\x12&.dualnova.inference.v1.RetrieveRequest\x1a\'.dualnova.inference.v1.RetrieveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dualnova.inference.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHATREQUEST']._serialized_start=94
-  _globals['_CHATREQUEST']._serialized_end=429
-  _globals['_CHATRESPONSE']._serialized_start=432
-  _globals['_CHATRESPONSE']._serialized_end=868
-  _globals['_INFERENCESERVICE']._serialized_start=870
-  _globals['_INFERENCESERVICE']._serialized_end=971
+  _globals['_RETRIEVEREQUEST']._serialized_start=93
+  _globals['_RETRIEVEREQUEST']._serialized_end=173
+  _globals['_RETRIEVERESPONSE']._serialized_start=175
+  _globals['_RETRIEVERESPONSE']._serialized_end=241
+  _globals['_CHATREQUEST']._serialized_start=244
+  _globals['_CHATREQUEST']._serialized_end=675
+  _globals['_CHATRESPONSE']._serialized_start=678
+  _globals['_CHATRESPONSE']._serialized_end=1212
+  _globals['_INFERENCESERVICE']._serialized_start=1215
+  _globals['_INFERENCESERVICE']._serialized_end=1409
 # @@protoc_insertion_point(module_scope)

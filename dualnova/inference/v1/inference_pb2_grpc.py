@@ -40,6 +40,11 @@ class InferenceServiceStub:
                 request_serializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatRequest.SerializeToString,
                 response_deserializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatResponse.FromString,
                 _registered_method=True)
+        self.Retrieve = channel.unary_unary(
+                '/dualnova.inference.v1.InferenceService/Retrieve',
+                request_serializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveRequest.SerializeToString,
+                response_deserializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -57,6 +62,16 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Retrieve(self, request, context):
+        """Retrieves passages from a Knowledge Base once (the gateway calls it
+        before fanning a grounded DualChat out, so both routes share them).
+        NOT_FOUND for an unknown knowledge base, FAILED_PRECONDITION for one that
+        is not ACTIVE, RESOURCE_EXHAUSTED when throttled after retries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -64,6 +79,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.Chat,
                     request_deserializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatRequest.FromString,
                     response_serializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatResponse.SerializeToString,
+            ),
+            'Retrieve': grpc.unary_unary_rpc_method_handler(
+                    servicer.Retrieve,
+                    request_deserializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveRequest.FromString,
+                    response_serializer=dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,6 +114,33 @@ class InferenceService:
             '/dualnova.inference.v1.InferenceService/Chat',
             dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatRequest.SerializeToString,
             dualnova_dot_inference_dot_v1_dot_inference__pb2.ChatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Retrieve(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dualnova.inference.v1.InferenceService/Retrieve',
+            dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveRequest.SerializeToString,
+            dualnova_dot_inference_dot_v1_dot_inference__pb2.RetrieveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -204,14 +204,16 @@ class ImageBlock(_message.Message):
     def __init__(self, format: _Optional[_Union[ImageFormat, str]] = ..., source: _Optional[_Union[MediaSource, _Mapping]] = ...) -> None: ...
 
 class DocumentBlock(_message.Message):
-    __slots__ = ("format", "name", "source")
+    __slots__ = ("format", "name", "source", "citations")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
     format: DocumentFormat
     name: str
     source: MediaSource
-    def __init__(self, format: _Optional[_Union[DocumentFormat, str]] = ..., name: _Optional[str] = ..., source: _Optional[_Union[MediaSource, _Mapping]] = ...) -> None: ...
+    citations: bool
+    def __init__(self, format: _Optional[_Union[DocumentFormat, str]] = ..., name: _Optional[str] = ..., source: _Optional[_Union[MediaSource, _Mapping]] = ..., citations: _Optional[bool] = ...) -> None: ...
 
 class ToolUseBlock(_message.Message):
     __slots__ = ("tool_use_id", "name", "input_json")

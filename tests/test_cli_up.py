@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -313,7 +314,7 @@ def test_a_killed_inference_service_is_restarted_on_its_port_while_the_rest_go_o
         line = up.child.match.group(0).strip()
         assert line == (
             f"dualnova up: inference service was killed by SIGKILL; restarted on {inference}"
-            " (restart 1, after 0.5 s)"
+            f" (restart 1, after {restarts.BACKOFF_S[0]:g} s)"
         )
         after = up.children()
         assert after["inference_service"] != before["inference_service"]
@@ -362,7 +363,7 @@ def test_real_bedrock_runs_no_emulator_and_gives_the_services_the_default_chain(
         gateway = up.child.match.group(1)
         banner = up.output()
         assert "bedrock            Amazon Bedrock, region us-west-2" in banner, banner
-        assert "emulator" not in banner
+        assert "bedrock emulator" not in banner
 
         children = up.children()
         assert set(children) == {"inference_service", "gateway"}, children
@@ -464,3 +465,36 @@ def test_followed_logs_are_shown_in_time_order_across_files(tmp_path: Path) -> N
         "10:00:00.300 gateway            info    third",
         "10:00:00.500 inference service  info    fourth",
     ]
+
+
+def test_a_restart_waits_while_another_program_holds_the_port(tmp_path: Path) -> None:
+    """A dead process's port taken meanwhile: no false "restarted"; the same port once free."""
+    now = [0.0]
+    lines: list[str] = []
+    emulator = EmulatorHandle(pace=0, log_path=tmp_path / "emulator.log")
+    emulator.start()
+    try:
+        keeper = restarts.Keeper([emulator], lines.append, clock=lambda: now[0])
+        os.kill(emulator._process.popen.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        wait_until(lambda: not emulator.running, "the emulator to die")
+        with socket.socket() as squatter:
+            # Past the dead process's connections in TIME_WAIT, as servers bind.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", emulator.port))
+            squatter.listen()
+            keeper.check()  # noticed; due in BACKOFF_S[0]
+            now[0] += 60
+            keeper.check()  # due, but the port is taken
+        now[0] += 60
+        keeper.check()
+
+        assert lines == [
+            f"bedrock emulator did not start again (port {emulator.port} is taken by another"
+            f" program); next try in {restarts.BACKOFF_S[1]:g} s",
+            f"bedrock emulator was killed by SIGKILL; restarted on 127.0.0.1:{emulator.port}"
+            f" (restart 1, after {restarts.BACKOFF_S[1]:g} s)",
+        ]
+        assert emulator.running
+        assert emulator.requests() == []  # answering, on the port it had
+    finally:
+        emulator.stop()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from dualnova.dev.stack import HOST, StackError
+from dualnova.dev.stack import HOST, StackError, port_is_free
 
 __all__ = ["BACKOFF_S", "GIVE_UP_AFTER", "GaveUp", "Keeper", "Part", "describe_exit"]
 
@@ -103,6 +103,9 @@ class Keeper:
     def _restart(self, slot: _Slot) -> None:
         part = slot.part
         try:
+            if not port_is_free(part.port):
+                # Else the readiness check would take the other program's server for ours.
+                raise StackError(f"port {part.port} is taken by another program")
             part.start()
         except StackError as error:
             part.stop()  # reap it and close its log before the next try

@@ -46,7 +46,7 @@ from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from dualnova.server.settings import DEFAULT_INTERVAL_S
 from dualnova.server.tls import channel_credentials
 from dualnova.server.tls_config import ClientTLS, mode_of
-from gateway.upstream_errors import channel_failed, unreachable, upstream_reason
+from gateway.upstream_errors import UNHEALTHY, channel_failed, unreachable, upstream_reason
 
 __all__ = [
     "RETRY_POLICY",
@@ -119,6 +119,12 @@ _OWN_SUBCHANNELS = ("grpc.use_local_subchannel_pool", 1)
 FIRST_RETRY_S = 0.1
 # How long the follower waits for the inference service's reason (ListDetails) for a name.
 _REASON_TIMEOUT_S = 2.0
+# The channel the follower asks for reasons on: no client-side health checking, which
+# refuses every call to a replica reporting NOT_SERVING, just when its reason is wanted.
+_DETAILS_OPTIONS = [
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"pick_first": {}}]})),
+    ("grpc.service_config_disable_resolution", 1),
+]
 
 
 def channel_options(reconnect_max_s: float = DEFAULT_INTERVAL_S) -> list[tuple[str, object]]:
@@ -175,8 +181,10 @@ class HealthFollower:
         *,
         max_backoff_s: float,
         target: str,
+        details_channel: grpc.aio.Channel | None = None,
     ) -> None:
-        self._channel = channel
+        # ListDetails goes to `details_channel` (one without client-side health checking).
+        self._details_channel = details_channel or channel
         self._stub = health_pb2_grpc.HealthStub(channel)
         # None until the first answer (or failure): that one is reported too.
         self._serving: dict[str, bool | None] = dict.fromkeys(names)
@@ -235,7 +243,7 @@ class HealthFollower:
                         f"the inference service at {self._target} has no grpc.health.v1 Watch",
                     )
                     return
-                reason = self._failed(error)
+                reason = await self._failed(name, error)
             finally:
                 call.cancel()
             if self._serving[name] and unconfirmed is None:
@@ -262,10 +270,14 @@ class HealthFollower:
         said = f"the inference service at {self._target} reports {name!r} {shown}"
         if status == health_pb2.HealthCheckResponse.SERVING:
             return said
-        why = await upstream_reason(self._channel, name, _REASON_TIMEOUT_S)
+        why = await upstream_reason(self._details_channel, name, _REASON_TIMEOUT_S)
         return f"{said}: {why}" if why else said
 
-    def _failed(self, error: grpc.aio.AioRpcError) -> str:
+    async def _failed(self, name: str, error: grpc.aio.AioRpcError) -> str:
+        if channel_failed(error) and (error.details() or "").endswith(UNHEALTHY):
+            # Reachable, and every replica reports "" NOT_SERVING, so the channel lets
+            # no call through, this Watch included.
+            return await self._reported(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         if channel_failed(error):
             return unreachable(self._target, error.details() or "")
         return (
@@ -338,13 +350,24 @@ class Upstream:
         ]
         # Health follows the first connection, as it did when there was only one.
         self.channel = self.channels[0]
+        details_options = [*_DETAILS_OPTIONS, _OWN_SUBCHANNELS]
+        self._details_channel = (
+            grpc.aio.insecure_channel(target, options=details_options)
+            if channel_tls is None
+            else grpc.aio.secure_channel(target, channel_tls, options=details_options)
+        )
         self.stub = ChatCallers(self.channels, credentials)
         self._follower: HealthFollower | None = None
 
     def follow_health(self, names: Iterable[str], listener: HealthListener) -> None:
         """Start following `names` of the inference service's health; `listener` hears changes."""
         self._follower = HealthFollower(
-            self.channel, names, listener, max_backoff_s=self._reconnect_max_s, target=self.target
+            self.channel,
+            names,
+            listener,
+            max_backoff_s=self._reconnect_max_s,
+            target=self.target,
+            details_channel=self._details_channel,
         )
         self._follower.start()
 
@@ -353,4 +376,6 @@ class Upstream:
         if self._follower is not None:
             await self._follower.stop()
             self._follower = None
-        await asyncio.gather(*(channel.close(grace) for channel in self.channels))
+        await asyncio.gather(
+            *(channel.close(grace) for channel in (*self.channels, self._details_channel))
+        )

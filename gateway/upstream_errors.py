@@ -19,7 +19,7 @@ import grpc
 from dualnova.health.v1 import health_pb2 as details_pb2
 from dualnova.health.v1 import health_pb2_grpc as details_pb2_grpc
 
-__all__ = ["channel_failed", "route_failure_message", "unreachable", "upstream_reason"]
+__all__ = ["UNHEALTHY", "channel_failed", "route_failure_message", "unreachable", "upstream_reason"]
 
 # How gRPC core words a failure of the channel itself (grpcio 1.85); none of the
 # inference service's own messages starts like these.
@@ -38,7 +38,7 @@ _CHANNEL_FAILURES = (
     "empty address list",
 )
 # The last error round_robin gives when every replica answered its health check NOT_SERVING.
-_UNHEALTHY = "backend unhealthy"
+UNHEALTHY = "backend unhealthy"
 
 
 def channel_failed(error: grpc.aio.AioRpcError) -> bool:
@@ -57,7 +57,7 @@ def route_failure_message(target: str, error: grpc.aio.AioRpcError) -> str:
     detail = error.details() or ""
     if not channel_failed(error):
         return detail
-    if detail.endswith(_UNHEALTHY):
+    if detail.endswith(UNHEALTHY):
         return (
             f"the inference service at {target} is not serving (no replica reports SERVING;"
             f" its health names say why): {detail}"

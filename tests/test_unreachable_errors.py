@@ -93,14 +93,16 @@ def pair(
     own_emulator: EmulatorHandle, upstream: ServiceHandle, relay: ServiceHandle
 ) -> Iterator[tuple[ServiceHandle, ServiceHandle]]:
     """The inference service and its gateway, running and SERVING, with a clean emulator."""
-    if not upstream.running:
-        upstream.start()
+    for process in (own_emulator, upstream):
+        if not process.running:
+            process.start()
     own_emulator.reset()
     wait_for_statuses(relay.address, {"": "SERVING", "route/micro": "SERVING"})
     yield upstream, relay
+    for process in (own_emulator, upstream):
+        if not process.running:
+            process.start()
     own_emulator.clear_faults()
-    if not upstream.running:
-        upstream.start()
 
 
 def test_both_routes_name_the_inference_service_they_cannot_reach(
@@ -195,3 +197,25 @@ def test_health_follows_the_inference_service_going_and_says_why(
     now = wait_until(reason_named, "the gateway's reason for 'inference' to name its address")
     assert now["inference"].status == details_pb2.SERVING_STATUS_NOT_SERVING
     assert now["route/micro"].reason == now["inference"].reason
+
+
+def test_an_inference_service_that_reports_not_serving_is_named_as_such(
+    pair: tuple[ServiceHandle, ServiceHandle], own_emulator: EmulatorHandle
+) -> None:
+    inference, gateway = pair
+    own_emulator.stop()  # Bedrock gone: the inference service answers, NOT_SERVING
+    wait_for_statuses(gateway.address, {"inference": "NOT_SERVING"})
+    result = dual_chat(gateway.address, ask("Anyone serving?"), timeout=15)
+    for route in ("micro", "pro"):
+        error = result.routes[route].error
+        assert error is not None and error.code == "UNAVAILABLE", route
+        # Reachable, so not "unreachable": client-side health checking found no SERVING replica.
+        assert error.message.startswith(
+            f"the inference service at {inference.address} is not serving"
+        ), error.message
+    # The gateway's health says why, in the inference service's own words.
+    reason = details(gateway.address)["inference"].reason
+    assert reason.startswith(
+        f"the inference service at {inference.address} reports '' NOT_SERVING: "
+    )
+    assert "EndpointConnectionError" in reason

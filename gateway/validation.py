@@ -30,9 +30,10 @@ from dualnova.server.conversation import (
     validate_size,
     validate_system,
     validate_tool_config,
+    validate_tools_offered,
 )
 from gateway.config import MAX_MESSAGE_BYTES, MAX_MESSAGES, MAX_TEXT_CHARS, Settings
-from gateway.routes import ROUTES, route_messages, route_override
+from gateway.routes import ROUTES, route_config, route_messages, route_override
 
 __all__ = ["InvalidRequest", "TEXT_ONLY", "validate_dual_chat"]
 
@@ -65,6 +66,7 @@ def validate_dual_chat(
         validate_system(override.system, f"{route}.system")
         validate_inference_config(override.inference_config, f"{route}.inference_config")
         validate_configs(override, f"{route}.")
+    validate_tools_per_route(request)
     validate_media(request)
 
 
@@ -92,6 +94,19 @@ def validate_configs(
     for name, check in _CONFIG_CHECKS.items():
         if layer.HasField(name):
             check(getattr(layer, name), f"{prefix}{name}")
+
+
+def validate_tools_per_route(request: gateway_pb2.DualChatRequest) -> None:
+    """Tool calls and results only in the messages of a route that is sent a tool config."""
+    for route in ROUTES:
+        field, messages = route_messages(request, route)
+        offered = route_config(request, route, "tool_config") is not None
+        try:
+            validate_tools_offered(messages, offered, field)
+        except InvalidRequest as error:
+            raise InvalidRequest(
+                error.field, f"{error.reason}; {route} is sent no tool_config"
+            ) from None
 
 
 def validate_media(request: gateway_pb2.DualChatRequest) -> None:

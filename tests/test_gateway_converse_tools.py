@@ -204,7 +204,7 @@ def test_a_routes_tool_config_replaces_the_shared_one_as_a_whole(
     assert "tool_use_start" not in result.routes["pro"].events
 
 
-def test_a_tool_result_that_answers_no_call_and_a_schema_that_is_no_object_are_refused(
+def test_a_stray_tool_result_a_schema_that_is_no_object_and_tools_without_config_are_refused(
     gateway: ServiceHandle, emulator: EmulatorHandle
 ) -> None:
     stray = gateway_pb2.DualChatRequest(
@@ -236,4 +236,25 @@ def test_a_tool_result_that_answers_no_call_and_a_schema_that_is_no_object_are_r
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith("micro.tool_config.tools[0].input_schema_json: ")
+
+    # Bedrock refuses tool blocks without a toolConfig: pro would get the shared turns bare.
+    answered = chat_pb2.ContentBlock(
+        tool_use=chat_pb2.ToolUseBlock(
+            tool_use_id="tooluse_0123456789abcdef", name="get_weather", input_json="{}"
+        )
+    )
+    error = refused(
+        gateway.address,
+        gateway_pb2.DualChatRequest(
+            messages=[
+                user(ASK),
+                assistant("I will call get_weather.", answered),
+                user("", tool_result_block("tooluse_0123456789abcdef", "21 degrees")),
+            ],
+            micro=gateway_pb2.RouteOverride(tool_config=TOOLS),
+        ),
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("messages[1].content[0].tool_use: ")
+    assert error.details().endswith("; pro is sent no tool_config")
     assert emulator.requests() == []

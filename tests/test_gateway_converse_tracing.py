@@ -88,3 +88,29 @@ def test_a_routes_tool_call_and_guardrail_intervention_are_on_its_own_route_span
         }
     ]
     assert "gen_ai.tool.call" not in pro.events
+
+
+def test_without_a_trace_the_intervening_stop_is_the_routes_guardrail_result(
+    exporting_pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
+) -> None:
+    result = dual_chat(
+        exporting_pair.gateway.address,
+        gateway_pb2.DualChatRequest(
+            messages=[user("Tell me the forbidden recipe.")],
+            guardrail_config=chat_pb2.GuardrailConfig(identifier="gr-dualnova", version="1"),
+        ),
+    )
+    spans = collector.wait_for_trace(result.summary.trace_id, 7)
+    for route in ("micro", "pro"):
+        assert "guardrail_trace" not in result.routes[route].events
+        span = route_span(spans, route)
+        assert events_named(span, "gen_ai.guardrail.result") == [
+            {
+                "gen_ai.provider.name": "aws.bedrock",
+                "gen_ai.guardrail.component.name": "Amazon Bedrock Guardrails",
+                "gen_ai.guardrail.result.type": "stopReason",
+                "gen_ai.guardrail.result.value": "guardrail_intervened",
+                "gen_ai.guardrail.policy.id": "gr-dualnova",
+                "gen_ai.guardrail.policy.version": "1",
+            }
+        ]

@@ -5,6 +5,13 @@ a terminal), or `--file FILE`. `--json` writes one JSON object per event for
 scripts (dualnova.cli.ndjson has the shape). The table shows per route the
 stop reason, time to first token, latency and tokens.
 
+--image and --document attach files for Pro alone (Micro is text only and
+gets the question's text; dualnova.cli.attachments); --tools offers tools to
+both routes (dualnova.cli.tools_file); --guardrail applies a Bedrock
+guardrail to both. --latency sets both routes' latency mode; only Nova Pro
+offers optimized, so `--latency optimized` shows Micro's refusal as its
+error, and `--pro-latency optimized` asks Pro alone.
+
 Exit status:
   0    at least one route answered
   1    neither route answered, or the call failed midway
@@ -27,6 +34,8 @@ from typing import Any
 
 import grpc
 
+from dualnova.chat.v1 import chat_pb2
+from dualnova.cli.attachments import AttachmentError, read_attachments
 from dualnova.cli.peer import DEFAULT_GATEWAY
 from dualnova.cli.question import QuestionError, read_question
 from dualnova.cli.render import (
@@ -34,10 +43,14 @@ from dualnova.cli.render import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     ORDERINGS,
+    ChatRequestOptions,
     RouteOptions,
     run_chat,
 )
+from dualnova.cli.tools_file import ToolsFileError, read_tool_config
 from dualnova.routes import ROUTES
+from dualnova.server.content_rules import InvalidRequest
+from dualnova.server.conversation import validate_guardrail_config
 from dualnova.server.settings import ConfigError, environ, read_optional_str
 from dualnova.server.targets import check_target, read_target
 from dualnova.server.tls_config import CertFile, read_certificates, read_key_pair
@@ -48,6 +61,7 @@ __all__ = [
     "TOKEN_VARIABLE",
     "add_connection_arguments",
     "add_parser",
+    "add_tools_arguments",
     "bearer_token",
     "channel_credentials",
     "gateway_target",
@@ -59,6 +73,12 @@ GATEWAY_VARIABLE = "DUALNOVA_GATEWAY"
 TOKEN_VARIABLE = "DUALNOVA_TOKEN"
 # InferenceConfig.max_tokens is an int32; Bedrock enforces each model's own, lower, maximum.
 MAX_TOKENS_LIMIT = 2**31 - 1
+LATENCIES = {"standard": chat_pb2.LATENCY_STANDARD, "optimized": chat_pb2.LATENCY_OPTIMIZED}
+GUARDRAIL_TRACES = {
+    "enabled": chat_pb2.GUARDRAIL_TRACE_MODE_ENABLED,
+    "enabled_full": chat_pb2.GUARDRAIL_TRACE_MODE_ENABLED_FULL,
+    "disabled": chat_pb2.GUARDRAIL_TRACE_MODE_DISABLED,
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -109,6 +129,42 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--max-tokens", type=max_tokens, metavar="N", help="upper bound on each answer"
     )
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach an image (png, jpeg, gif, webp by its first bytes; at most 3.75 MB) for"
+        " Pro alone: Micro is text only and gets the question's text (repeat for several)",
+    )
+    parser.add_argument(
+        "--document",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a document (pdf, csv, doc, docx, xls, xlsx, html, txt, md by its extension;"
+        " at most 4.5 MB) for Pro alone, named after the file (repeat for several)",
+    )
+    add_tools_arguments(parser)
+    parser.add_argument(
+        "--guardrail",
+        type=guardrail,
+        metavar="ID:VERSION",
+        help="apply a Bedrock guardrail to both routes (VERSION a number or DRAFT)",
+    )
+    parser.add_argument(
+        "--guardrail-trace",
+        choices=tuple(GUARDRAIL_TRACES),
+        help="whether Bedrock returns the guardrail's trace (default enabled with --guardrail:"
+        " an intervention is shown as one line per route)",
+    )
+    parser.add_argument(
+        "--latency",
+        choices=tuple(LATENCIES),
+        help="Bedrock's latency mode for both routes; only Nova Pro offers optimized, so with"
+        " optimized Micro answers with Bedrock's refusal as its error: use --pro-latency"
+        " optimized to ask Pro alone",
+    )
     for route in ROUTES:
         group = parser.add_argument_group(
             f"{route} route", f"replace the shared settings above for {route} alone"
@@ -122,6 +178,7 @@ def add_parser(subparsers: Any) -> None:
         )
         group.add_argument(f"--{route}-temperature", type=temperature, metavar="T")
         group.add_argument(f"--{route}-max-tokens", type=max_tokens, metavar="N")
+        group.add_argument(f"--{route}-latency", choices=tuple(LATENCIES))
     parser.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -129,6 +186,31 @@ def add_parser(subparsers: Any) -> None:
         help="seconds the whole call may take (default: no limit)",
     )
     parser.set_defaults(run=run)
+
+
+def add_tools_arguments(parser: argparse.ArgumentParser) -> None:
+    """--tools and --tool-choice (chat and repl offer tools the same way)."""
+    parser.add_argument(
+        "--tools",
+        metavar="FILE.json",
+        help='offer tools to both routes: a JSON list of {"name", "description",'
+        ' "input_schema"}, or Bedrock\'s [{"toolSpec": {...}}]; calls are shown as they stream',
+    )
+    parser.add_argument(
+        "--tool-choice",
+        metavar="auto|any|NAME",
+        help="with --tools: the model decides (auto, the default), must call a tool (any),"
+        " or must call the tool NAME",
+    )
+
+
+def tool_config(args: argparse.Namespace) -> chat_pb2.ToolConfig | None:
+    """The tools of --tools (and --tool-choice); ToolsFileError for a bad file or choice."""
+    if args.tools is None:
+        if args.tool_choice is not None:
+            raise ToolsFileError("--tool-choice goes with --tools")
+        return None
+    return read_tool_config(args.tools, args.tool_choice)
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,6 +282,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"dualnova chat: {blank[0]} must not be empty", file=sys.stderr)
         return EXIT_USAGE
     try:
+        extra = request_options(args)
+    except (AttachmentError, ToolsFileError, ConfigError) as error:
+        print(f"dualnova chat: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         target = gateway_target(args.gateway, "--gateway")
         credentials = channel_credentials(args)
     except ConfigError as error:
@@ -219,6 +306,7 @@ def run(args: argparse.Namespace) -> int:
                 token=bearer_token(args.token),
                 credentials=credentials,
                 json_lines=args.json,
+                extra=extra,
             )
         )
     except KeyboardInterrupt:
@@ -240,10 +328,45 @@ def route_options(args: argparse.Namespace) -> dict[str, RouteOptions]:
             system=tuple(getattr(args, f"{prefix}_system")),
             temperature=getattr(args, f"{prefix}_temperature"),
             max_tokens=getattr(args, f"{prefix}_max_tokens"),
+            latency=_latency(getattr(args, f"{prefix}_latency")),
         )
         if chosen != RouteOptions():
             options[route] = chosen
     return options
+
+
+def request_options(args: argparse.Namespace) -> ChatRequestOptions:
+    """Attachments, tools, guardrail and latency; each file read and checked before sending."""
+    config = None
+    if args.guardrail is not None:
+        config = args.guardrail
+        config.trace = GUARDRAIL_TRACES[args.guardrail_trace or "enabled"]
+    elif args.guardrail_trace is not None:
+        raise ConfigError("--guardrail-trace goes with --guardrail")
+    return ChatRequestOptions(
+        attachments=read_attachments(args.image, args.document),
+        tool_config=tool_config(args),
+        guardrail_config=config,
+        latency=_latency(args.latency),
+    )
+
+
+def _latency(choice: str | None) -> chat_pb2.Latency | None:
+    return None if choice is None else LATENCIES[choice]
+
+
+def guardrail(value: str) -> chat_pb2.GuardrailConfig:
+    """argparse type for ID:VERSION, checked by the services' rule (the id may be an ARN)."""
+    identifier, sep, version = value.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected ID:VERSION, got {value!r}")
+    config = chat_pb2.GuardrailConfig(identifier=identifier, version=version)
+    try:
+        validate_guardrail_config(config, "guardrail")
+    except InvalidRequest as error:
+        part = error.field.removeprefix("guardrail.")
+        raise argparse.ArgumentTypeError(f"{part} {error.reason}, got {value!r}") from None
+    return config
 
 
 def _system_options(args: argparse.Namespace) -> list[tuple[str, list[str]]]:

@@ -8,8 +8,11 @@ Two views of the same stream:
   text reaches a newline or the route ends, so the output is the same on
   every run and greps well;
 - and, asked for (--json), one JSON object per event (dualnova.cli.ndjson).
-Both people's views end with one table: per route the stop reason, time to
-first token, latency and tokens, then the total, then the trace id. A call cut
+Tool calls show as `tool call NAME(id ID) INPUT` lines (the input growing as
+its fragments arrive, in the live view), a guardrail that intervened as one
+`guardrail intervened: ...` line per route. Both people's views end with one
+table: per route the stop reason, time to first token, latency and tokens,
+then the total, then the trace id. A call cut
 short (the timeout, Ctrl-C) still ends on a whole line, each unfinished route
 marked "(cut off: ...)"; a reader that goes away (`| head`) ends the call.
 """
@@ -17,8 +20,9 @@ marked "(cut off: ...)"; a reader that goes away (`| head`) ends the call.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol, TextIO
 
@@ -32,7 +36,7 @@ from dualnova.chat.v1 import chat_pb2
 from dualnova.cli.ndjson import JsonView
 from dualnova.cli.peer import describe_not_a_gateway
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from dualnova.routes import ROUTES
+from dualnova.routes import MEDIA_ROUTES, ROUTES
 
 __all__ = [
     "EXIT_BOTH_FAILED",
@@ -45,15 +49,20 @@ __all__ = [
     "ORDERINGS",
     "ROUTE_COLUMNS",
     "ChatState",
+    "ChatRequestOptions",
     "LiveView",
     "PlainView",
     "RouteOptions",
     "RouteState",
+    "ToolCall",
     "View",
     "build_request",
+    "describe_call_error",
+    "guardrail_line",
     "route_table",
     "route_table_text",
     "run_chat",
+    "stop_reason_name",
 ]
 
 EXIT_OK = 0  # at least one route answered
@@ -76,19 +85,54 @@ ROUTE_COLUMNS = ("route", "stop", "first token", "latency", *TOKEN_COLUMNS)
 
 
 @dataclass
+class ToolCall:
+    """One tool call of a route: its block, id, name, and the input's fragments so far."""
+
+    index: int
+    tool_use_id: str
+    name: str
+    input_json: str = ""
+    done: bool = False
+
+    def line(self) -> str:
+        """`tool call get_weather(id tooluse_...) {"city":"emulated"}`."""
+        return f"tool call {self.name}(id {self.tool_use_id}) {self.input_json}".rstrip()
+
+
+@dataclass
 class RouteState:
     """Everything one route has sent so far."""
 
     model_id: str = ""
+    # All of the route's text blocks, one after another (what a conversation carries on).
     text: str = ""
+    # The answer's blocks in arrival order: (block index, its text) or a tool call.
+    parts: list[tuple[int, str] | ToolCall] = field(default_factory=list)
     usage: chat_pb2.Usage | None = None
     stop_reason: str = ""
     stop: chat_pb2.Stop | None = None
     error: gateway_pb2.RouteError | None = None
+    guardrail: chat_pb2.GuardrailTrace | None = None
 
     @property
     def ended(self) -> bool:
         return bool(self.stop_reason) or self.error is not None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [part for part in self.parts if isinstance(part, ToolCall)]
+
+    def add_text(self, delta: chat_pb2.Delta) -> None:
+        self.text += delta.text
+        last = self.parts[-1] if self.parts else None
+        if isinstance(last, tuple) and last[0] == delta.content_block_index:
+            self.parts[-1] = (last[0], last[1] + delta.text)
+        else:
+            self.parts.append((delta.content_block_index, delta.text))
+
+    def tool_call(self, index: int) -> ToolCall | None:
+        """The tool call in block `index`, if one started there."""
+        return next((call for call in self.tool_calls if call.index == index), None)
 
 
 @dataclass
@@ -117,11 +161,24 @@ class ChatState:
         if kind == "start":
             route.model_id = event.start.model_id
         elif kind == "delta":
-            route.text += event.delta.text
+            route.add_text(event.delta)
+        elif kind == "tool_use_start":
+            start = event.tool_use_start
+            route.parts.append(ToolCall(start.content_block_index, start.tool_use_id, start.name))
+        elif kind == "tool_input_delta":
+            call = route.tool_call(event.tool_input_delta.content_block_index)
+            if call is not None:
+                call.input_json += event.tool_input_delta.input_json
+        elif kind == "content_block_stop":
+            call = route.tool_call(event.content_block_stop.content_block_index)
+            if call is not None:
+                call.done = True
+        elif kind == "guardrail_trace":
+            route.guardrail = event.guardrail_trace
         elif kind == "usage":
             route.usage = event.usage
         elif kind == "stop":
-            route.stop_reason = event.stop.stop_reason or "stopped"
+            route.stop_reason = stop_reason_name(event.stop)
             route.stop = event.stop
         elif kind == "error":
             route.error = event.error
@@ -151,6 +208,41 @@ class ChatState:
         return [*rows, ("total", _sum_usage(usage for _, usage in rows if usage is not None))]
 
 
+def stop_reason_name(stop: chat_pb2.Stop) -> str:
+    """Why a route stopped, from Stop.reason (end_turn, tool_use, ...); Bedrock's own word
+    when this version does not know it."""
+    if stop.reason != chat_pb2.STOP_REASON_UNSPECIFIED:
+        return chat_pb2.StopReason.Name(stop.reason).removeprefix("STOP_REASON_").lower()
+    return stop.stop_reason or "stopped"
+
+
+def guardrail_line(trace: chat_pb2.GuardrailTrace) -> str:
+    """`guardrail intervened: topicPolicy Forbidden (DENY, BLOCKED)`: what Bedrock's trace says
+    blocked or masked content, in one line."""
+    try:
+        found = list(_interventions(json.loads(trace.trace_json), ""))
+    except ValueError:
+        found = []
+    return "guardrail intervened" + (f": {'; '.join(dict.fromkeys(found))}" if found else "")
+
+
+def _interventions(node: object, policy: str) -> Iterator[str]:
+    """Each assessed item whose action did something, as `policy name (type, action)`."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _interventions(item, policy)
+    elif isinstance(node, dict):
+        action = node.get("action")
+        if isinstance(action, str) and action != "NONE" and policy:
+            label = node.get("name") or node.get("match") or node.get("type") or ""
+            kinds = [str(node["type"])] if "type" in node and node["type"] != label else []
+            detail = ", ".join([*kinds, action])
+            yield f"{policy} {label} ({detail})".replace("  ", " ")
+            return
+        for key, value in node.items():
+            yield from _interventions(value, key if key.endswith("Policy") else policy)
+
+
 @dataclass(frozen=True)
 class RouteOptions:
     """One route's settings that replace the shared ones (the request's RouteOverride)."""
@@ -158,6 +250,20 @@ class RouteOptions:
     system: Sequence[str] = ()
     temperature: float | None = None
     max_tokens: int | None = None
+    # chat_pb2.Latency; replaces the shared options for this route.
+    latency: chat_pb2.Latency | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequestOptions:
+    """What a DualChat carries beyond the question and the generation settings."""
+
+    # Image and document blocks, for the routes whose models take them (Pro).
+    attachments: Sequence[chat_pb2.ContentBlock] = ()
+    tool_config: chat_pb2.ToolConfig | None = None
+    guardrail_config: chat_pb2.GuardrailConfig | None = None
+    # chat_pb2.Latency for both routes, unless a route's RouteOptions.latency says otherwise.
+    latency: chat_pb2.Latency | None = None
 
 
 class View(Protocol):
@@ -175,11 +281,14 @@ def build_request(
     temperature: float | None = None,
     overrides: Mapping[str, RouteOptions] | None = None,
     history: Sequence[chat_pb2.Message] = (),
+    extra: ChatRequestOptions | None = None,
 ) -> gateway_pb2.DualChatRequest:
     """The DualChatRequest for one question after `history` (earlier turns, oldest first).
 
     system, max_tokens and temperature are shared; `overrides` (by route name)
     replace them for one route, field by field, as the gateway merges them.
+    `extra`'s attachments join the question in the media routes' own
+    messages (Micro is text only); its tools, guardrail and latency are shared.
     """
     request = gateway_pb2.DualChatRequest(
         messages=[*history, chat_pb2.Message(role=chat_pb2.ROLE_USER, text=question)],
@@ -193,7 +302,26 @@ def build_request(
         override.inference_config.CopyFrom(
             _inference_config(options.max_tokens, options.temperature)
         )
+        if options.latency is not None:
+            override.options.latency = options.latency
+    if extra is not None:
+        _add_extra(request, extra)
     return request
+
+
+def _add_extra(request: gateway_pb2.DualChatRequest, extra: ChatRequestOptions) -> None:
+    if extra.tool_config is not None:
+        request.tool_config.CopyFrom(extra.tool_config)
+    if extra.guardrail_config is not None:
+        request.guardrail_config.CopyFrom(extra.guardrail_config)
+    if extra.latency is not None:
+        request.options.latency = extra.latency
+    if extra.attachments:
+        for route in sorted(MEDIA_ROUTES):
+            override = getattr(request, route)
+            if not override.messages:
+                override.messages.extend(request.messages)
+            override.messages[-1].content.extend(extra.attachments)
 
 
 def _inference_config(
@@ -223,6 +351,7 @@ async def run_chat(
     err: TextIO | None = None,
     live: bool | None = None,
     json_lines: bool = False,
+    extra: ChatRequestOptions | None = None,
 ) -> int:
     """Ask the gateway at `target`, show both answers on `out`, return the exit status.
 
@@ -243,6 +372,7 @@ async def run_chat(
         max_tokens=max_tokens,
         temperature=temperature,
         overrides=overrides,
+        extra=extra,
     )
     state = ChatState()
 
@@ -261,7 +391,9 @@ async def run_chat(
             if failure is None:
                 view.stop(state)
                 return EXIT_OK if state.answered else EXIT_BOTH_FAILED
-            status, message = await _explain(failure, channel, target, state, timeout, metadata)
+            status, message = await describe_call_error(
+                failure, channel, target, state.events, timeout=timeout, metadata=metadata
+            )
             if failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 state.cut = "timeout" if timeout is None else f"timeout after {timeout:g} s"
             state.call_error = (failure.code().name, message)
@@ -310,22 +442,28 @@ async def _follow(
     return None
 
 
-async def _explain(
+async def describe_call_error(
     error: grpc.aio.AioRpcError,
     channel: grpc.aio.Channel,
     target: str,
-    state: ChatState,
-    timeout: float | None,
-    metadata: tuple[tuple[str, str], ...],
+    events: int,
+    *,
+    timeout: float | None = None,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> tuple[int, str]:
-    """The exit status and the one line (without the `dualnova: ` prefix) for a failed call."""
+    """The exit status and the one line (without the `dualnova: ` prefix) for a failed DualChat.
+
+    `events` is how many arrived before it failed. What answered at a target
+    that is no gateway is asked on `channel` (dualnova.cli.peer). `dualnova
+    chat` and each `dualnova repl` turn say the same.
+    """
     code, details = error.code(), (error.details() or "").strip()
-    if code == grpc.StatusCode.UNAVAILABLE and state.events == 0:
+    if code == grpc.StatusCode.UNAVAILABLE and events == 0:
         return EXIT_UNREACHABLE, (
             f"cannot reach the gateway at {target} ({details}); is it running?"
             " `dualnova up` starts one"
         )
-    if code == grpc.StatusCode.UNIMPLEMENTED and state.events == 0:
+    if code == grpc.StatusCode.UNIMPLEMENTED and events == 0:
         return EXIT_UNREACHABLE, await describe_not_a_gateway(channel, target, details, metadata)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         # The gateway's words say what to send; they never echo what was sent.
@@ -334,7 +472,7 @@ async def _explain(
         return EXIT_USAGE, f"the gateway refused the request: {details}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         limit = "" if timeout is None else f" (--timeout {timeout:g})"
-        marked = "; unfinished routes are marked cut off" if state.events else ""
+        marked = "; unfinished routes are marked cut off" if events else ""
         return EXIT_TIMEOUT, f"no complete answer before the timeout{limit}{marked}"
     return EXIT_BOTH_FAILED, f"DualChat failed: {code.name}: {details}"
 
@@ -343,7 +481,9 @@ class PlainView:
     """Route-tagged lines: `[micro] text` per finished line, `[pro] error CODE: message`.
 
     A route's stop shows only when it is not the ordinary end_turn, e.g.
-    `[micro] (stopped: max_tokens)`: the answer was cut. A route the call's
+    `[micro] (stopped: max_tokens)`: the answer was cut. A tool call is one
+    line once its input is complete, `[pro] tool call NAME(id ID) {...}`; a
+    guardrail that intervened one `[pro] guardrail intervened: ...` line. A route the call's
     end interrupted gets `[pro] (cut off: timeout after 0.5 s)`. Then the
     route table and the trace id.
     """
@@ -352,6 +492,8 @@ class PlainView:
         # IO[str], not TextIO: it is given rich's Console.file, typed as the wider IO[str].
         self._file = file
         self._pending = {route: "" for route in ROUTES}
+        # (route, block index) of the tool calls already written.
+        self._shown: set[tuple[str, int]] = set()
 
     def start(self) -> None:
         pass
@@ -364,17 +506,33 @@ class PlainView:
             for line in lines:
                 self._line(route, line)
             self._pending[route] = rest
+        elif kind == "tool_use_start":
+            self._flush(route)
+        elif kind == "content_block_stop":
+            call = state.routes[route].tool_call(event.content_block_stop.content_block_index)
+            if call is not None:
+                self._shown.add((route, call.index))
+                self._line(route, call.line())
+        elif kind == "guardrail_trace":
+            if event.guardrail_trace.intervened:
+                self._flush(route)
+                self._line(route, guardrail_line(event.guardrail_trace))
         elif kind == "stop":
             self._flush(route)
-            if event.stop.stop_reason != "end_turn":
-                self._line(route, f"(stopped: {event.stop.stop_reason})")
+            self._unfinished_calls(route, state)
+            name = stop_reason_name(event.stop)
+            if name != "end_turn":
+                self._line(route, f"(stopped: {name})")
         elif kind == "error":
             self._flush(route)
+            self._unfinished_calls(route, state)
             self._line(route, f"error {event.error.code}: {event.error.message}")
 
     def stop(self, state: ChatState) -> None:
         for route in list(self._pending):
             self._flush(route)
+            if route in state.routes:
+                self._unfinished_calls(route, state)
             if route in state.routes and state.cut_short(state.routes[route]):
                 self._line(route, f"(cut off: {state.cut})")
         if state.usage_rows():
@@ -382,6 +540,13 @@ class PlainView:
         if state.usage_rows() or (state.events and state.trace_id):
             self._file.write(f"trace id: {state.trace_id}\n")
         self._file.flush()
+
+    def _unfinished_calls(self, route: str, state: ChatState) -> None:
+        """A tool call whose block never stopped still shows, with what input arrived."""
+        for call in state.routes[route].tool_calls:
+            if not call.done and (route, call.index) not in self._shown:
+                self._shown.add((route, call.index))
+                self._line(route, call.line() + " (input unfinished)")
 
     def _flush(self, route: str) -> None:
         if self._pending.get(route):
@@ -442,7 +607,7 @@ def _route_cell(
     state: ChatState, name: str, console: Console, width: int, height: int | None
 ) -> Text:
     route = state.routes[name]
-    text = Text(route.text)
+    text = _answer_text(route)
     status = _status_line(state, route)
     if height is not None:
         lines = text.wrap(console, width)
@@ -450,8 +615,26 @@ def _route_cell(
         if len(lines) > keep:
             text = Text("\n").join(lines[-keep:])
     if status:
-        text.append("\n" if route.text else "")
+        text.append("\n" if text.plain else "")
         text.append_text(status)
+    return text
+
+
+def _answer_text(route: RouteState) -> Text:
+    """The route's blocks in order: its text, each tool call on a line of its own."""
+    text = Text()
+    for part in route.parts:
+        if isinstance(part, ToolCall):
+            if text.plain and not text.plain.endswith("\n"):
+                text.append("\n")
+            text.append(part.line() + "\n", style="cyan")
+        else:
+            text.append(part[1])
+    if route.guardrail is not None and route.guardrail.intervened:
+        if text.plain and not text.plain.endswith("\n"):
+            text.append("\n")
+        text.append(guardrail_line(route.guardrail), style="magenta")
+    text.rstrip()
     return text
 
 

@@ -24,16 +24,19 @@ from typing import Any, TextIO
 import grpc
 from rich.console import Console
 
+from dualnova.chat.v1 import chat_pb2
 from dualnova.cli.chat import (
     add_connection_arguments,
+    add_tools_arguments,
     bearer_token,
     channel_credentials,
     gateway_target,
+    tool_config,
 )
 from dualnova.cli.render import EXIT_OK, EXIT_USAGE, ORDERINGS, LiveView, PlainView, View
 from dualnova.cli.repl_transcript import BOTH, CONTINUE_CHOICES, Conversation
 from dualnova.cli.repl_turn import TurnFailed, run_turn
-from dualnova.gateway.v1 import gateway_pb2_grpc
+from dualnova.cli.tools_file import ToolsFileError
 from dualnova.routes import ROUTES
 from dualnova.server.settings import ConfigError
 
@@ -82,6 +85,7 @@ def add_parser(subparsers: Any) -> None:
         default=CONTINUE_CHOICES[0],
         help="whose answer continues the conversation (default micro; /continue changes it)",
     )
+    add_tools_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -92,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = gateway_target(args.gateway, "--gateway")
         credentials = channel_credentials(args)
-    except ConfigError as error:
+        tools = tool_config(args)
+    except (ConfigError, ToolsFileError) as error:
         print(f"dualnova repl: {error}", file=sys.stderr)
         return EXIT_USAGE
     conversation = Conversation(
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     )
     token = bearer_token(args.token)
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
-    return Repl(target, conversation, credentials=credentials, metadata=metadata).run()
+    return Repl(target, conversation, credentials=credentials, metadata=metadata, tools=tools).run()
 
 
 class Repl:
@@ -118,6 +123,7 @@ class Repl:
         stdin: TextIO | None = None,
         console: Console | None = None,
         err: TextIO | None = None,
+        tools: chat_pb2.ToolConfig | None = None,
     ) -> None:
         self._target = target
         self._conversation = conversation
@@ -127,6 +133,8 @@ class Repl:
         self._console = console or Console()
         self._err = err or sys.stderr
         self._interactive = self._stdin.isatty()
+        # Offered on every turn; a tool call shows in the view as in `dualnova chat`.
+        self._tools = tools
 
     def run(self) -> int:
         if self._interactive:
@@ -140,7 +148,7 @@ class Repl:
         with asyncio.Runner() as runner:
             channel = runner.run(self._open_channel())
             try:
-                return self._loop(runner, gateway_pb2_grpc.GatewayStub(channel))
+                return self._loop(runner, channel)
             finally:
                 runner.run(channel.close())
 
@@ -150,7 +158,7 @@ class Repl:
             return grpc.aio.insecure_channel(self._target)
         return grpc.aio.secure_channel(self._target, self._credentials)
 
-    def _loop(self, runner: asyncio.Runner, stub: gateway_pb2_grpc.GatewayStub) -> int:
+    def _loop(self, runner: asyncio.Runner, channel: grpc.aio.Channel) -> int:
         while True:
             try:
                 line = self._read_line()
@@ -172,7 +180,7 @@ class Repl:
                 if not self._command(line):
                     return EXIT_OK
                 continue
-            self._ask(runner, stub, line)
+            self._ask(runner, channel, line)
 
     def _read_line(self) -> str:
         if self._interactive:
@@ -182,16 +190,16 @@ class Repl:
             raise EOFError
         return line
 
-    def _ask(
-        self, runner: asyncio.Runner, stub: gateway_pb2_grpc.GatewayStub, question: str
-    ) -> None:
+    def _ask(self, runner: asyncio.Runner, channel: grpc.aio.Channel, question: str) -> None:
         conversation = self._conversation
         request = conversation.request(question)
+        if self._tools is not None:
+            request.tool_config.CopyFrom(self._tools)
         view: View = (
             LiveView(self._console) if self._console.is_terminal else PlainView(self._console.file)
         )
         turn_call = run_turn(
-            stub,
+            channel,
             request,
             view,
             target=self._target,

@@ -3,7 +3,9 @@
 The view (render.LiveView on a terminal, render.PlainView on a pipe) shows the
 answers exactly as `dualnova chat` does. Cancelling the task that awaits
 run_turn (Ctrl-C) cancels the call, so the gateway, the inference service and
-Bedrock all stop working on it, and no Turn comes back.
+Bedrock all stop working on it, the view marks the routes it cut off as
+`dualnova chat` does, and no Turn comes back. A failed call is explained by
+render.describe_call_error, the same words `dualnova chat` prints.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import UTC, datetime
 import grpc
 
 from dualnova.chat.v1 import chat_pb2
-from dualnova.cli.render import ChatState, View
+from dualnova.cli.render import ChatState, View, describe_call_error
 from dualnova.cli.repl_transcript import RouteAnswer, Turn
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.routes import ROUTES
@@ -28,7 +30,7 @@ class TurnFailed(Exception):
 
 
 async def run_turn(
-    stub: gateway_pb2_grpc.GatewayStub,
+    channel: grpc.aio.Channel,
     request: gateway_pb2.DualChatRequest,
     view: View,
     *,
@@ -45,7 +47,7 @@ async def run_turn(
     stops: dict[str, chat_pb2.Stop] = {}
     started_at = datetime.now(UTC)
     clock = time.monotonic()
-    call = stub.DualChat(request, metadata=metadata)
+    call = gateway_pb2_grpc.GatewayStub(channel).DualChat(request, metadata=metadata)
     view.start()
     try:
         initial = await call.initial_metadata()
@@ -57,9 +59,15 @@ async def run_turn(
             view.event(event, state)
     except asyncio.CancelledError:
         call.cancel()
+        state.cut = "interrupted"
         raise
     except grpc.aio.AioRpcError as error:
-        raise TurnFailed(describe_call_error(error, target, state.events)) from None
+        _, message = await describe_call_error(
+            error, channel, target, state.events, metadata=metadata
+        )
+        if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            message += " (/clear starts a new conversation)"
+        raise TurnFailed(message) from None
     finally:
         view.stop(state)
     return _turn(request, state, stops, ordering, started_at, time.monotonic() - clock)
@@ -97,18 +105,3 @@ def _turn(
         total_usage=None if state.summary is None else state.summary.total,
         trace_id=state.trace_id,
     )
-
-
-def describe_call_error(error: grpc.aio.AioRpcError, target: str, events: int) -> str:
-    """One line saying why a turn's call failed and, where it helps, what to do."""
-    code, details = error.code(), (error.details() or "").strip()
-    if code == grpc.StatusCode.UNAVAILABLE and events == 0:
-        return (
-            f"cannot reach the gateway at {target} ({details}); is it running?"
-            " `dualnova up` starts one"
-        )
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"the gateway at {target} refused the call: {details}"
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return f"the gateway refused the request: {details} (/clear starts a new conversation)"
-    return f"DualChat failed: {code.name}: {details}"

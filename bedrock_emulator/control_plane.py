@@ -21,6 +21,7 @@ from bedrock_emulator.catalog import InferenceProfile, ModelSpec
 from bedrock_emulator.connection import pause
 from bedrock_emulator.errors import UNRESOLVED_FOUNDATION_MODEL, BedrockError
 from bedrock_emulator.replies import error_reply, hung_up, json_reply
+from bedrock_emulator.requests_log import logged_body
 from bedrock_emulator.state import STATE
 
 Describe = Callable[[Caller], Any]
@@ -87,14 +88,18 @@ async def answer(
     identifier: str | None,
     model_ids: Sequence[str],
     describe: Describe,
+    raw: bytes | None = None,
 ) -> web.StreamResponse:
     """Credentials, then faults, then the description (or its not-found error).
 
-    Shared by every read-only operation that answers one JSON document
-    (the control plane here, and bedrock-runtime's ListAsyncInvokes).
+    Shared by every operation that answers one JSON document (the control
+    plane here, bedrock-runtime's ListAsyncInvokes, the knowledge-base calls);
+    `raw` is the request body, kept in the log.
     """
     state = request.app[STATE]
     entry = state.log.open(operation, identifier, None, request.headers)
+    if raw is not None:
+        entry.body = logged_body(raw)
     try:
         caller = authenticate(request.headers)
         fault = state.faults.take(operation, model_ids)

@@ -18,6 +18,7 @@ STATUS: dict[str, int] = {
     "AccessDeniedException": 403,
     "UnrecognizedClientException": 403,
     "ResourceNotFoundException": 404,
+    "ConflictException": 409,
     "ModelTimeoutException": 408,
     "ModelErrorException": 424,
     "ThrottlingException": 429,

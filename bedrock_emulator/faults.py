@@ -14,7 +14,9 @@ A rule is posted as JSON to /_emulator/faults:
 `model` matches the id as the caller sent it or the model it resolves to, so
 a rule on amazon.nova-pro-v1:0 also catches us.amazon.nova-pro-v1:0. Default
 operations are ConverseStream and Converse; access_denied adds
-GetFoundationModel. The oldest matching rule wins.
+GetFoundationModel. Knowledge-base calls (Retrieve, GetKnowledgeBase) fail
+only when a rule names them in `operations` (and has no `model`), so a
+grounded Converse test can fail one step alone. The oldest matching rule wins.
 
 A request can also carry its own fault: `[[fault:KIND]]` anywhere in the last
 user message applies KIND with default parameters to that request only, and
@@ -51,6 +53,8 @@ OPERATIONS = (
     "ListFoundationModels",
     "ListInferenceProfiles",
     "ListAsyncInvokes",
+    "Retrieve",
+    "GetKnowledgeBase",
 )
 STREAM_EXCEPTIONS = (
     "modelStreamErrorException",

@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bedrock_emulator import async_invoke, control_api, control_plane, runtime, streaming
+from bedrock_emulator import (
+    agent_api,
+    async_invoke,
+    control_api,
+    control_plane,
+    runtime,
+    streaming,
+)
 from bedrock_emulator.state import STATE, EmulatorState
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,9 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_get("/foundation-models/{model_id:.+}", control_plane.get_foundation_model)
     app.router.add_get("/inference-profiles", control_plane.list_inference_profiles)
     app.router.add_get("/inference-profiles/{profile_id:.+}", control_plane.get_inference_profile)
+    # bedrock-agent-runtime and bedrock-agent (knowledge bases) share the port.
+    app.router.add_post("/knowledgebases/{knowledge_base_id}/retrieve", agent_api.retrieve)
+    app.router.add_get("/knowledgebases/{knowledge_base_id}", agent_api.get_knowledge_base)
 
     app.router.add_get("/_emulator/health", control_api.health)
     app.router.add_get("/_emulator/requests", control_api.list_requests)

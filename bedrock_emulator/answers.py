@@ -37,8 +37,12 @@ Rules (other test suites rely on them; change them only with their owners):
   (tools.plan_call: block 0 "I will call {name}.", block 1 the toolUse whose
   input fragments are one output token each, block 2 EXPLAIN_TEXT if asked,
   "tool_use"); else the text above, after one sentence per image, document or
-  video of the last user turn (content.describe). Stop sequences and
-  maxTokens apply to the text answers, not to a tool call or a block.
+  video of the last user turn (content.describe); when that turn holds
+  "[S<n>] " source blocks, the grounded answer (grounding.grounded_text)
+  replaces the Korean text. Stop sequences and maxTokens apply to the text
+  answers, not to a tool call or a block.
+- Citation: a text answer to a turn with a document asking for citations
+  carries grounding.citation (ConverseStream sends it after the first delta).
 - The metadata also reports the guardrail trace (guardrails.trace) and the
   options the call ran with (options.applied).
 """
@@ -52,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bedrock_emulator import catalog, content, guardrails, options, tools
+from bedrock_emulator import catalog, content, grounding, guardrails, options, tools
 from bedrock_emulator.tools import ToolCall
 
 ENDING = "🚀"
@@ -136,6 +140,8 @@ class Answer:
     guardrail_trace: dict[str, Any] | None = None
     # performanceConfig / serviceTier as the metadata reports them.
     applied: dict[str, Any] = field(default_factory=dict)
+    # The contentBlockDelta `citation` sent after the first text delta (grounding.citation).
+    citation: dict[str, Any] | None = None
 
     @property
     def pieces(self) -> tuple[str, ...]:
@@ -254,6 +260,7 @@ def compose_answer(
     output = sum(
         len(b.pieces) if isinstance(b, TextBlock) else len(b.call.fragments()) for b in blocks
     )
+    cites = not intervened and all(isinstance(b, TextBlock) for b in blocks) and output > 0
     return Answer(
         blocks=blocks,
         stop_reason=stop_reason,
@@ -263,6 +270,7 @@ def compose_answer(
         cache_write=0 if cache_hit else cacheable,
         guardrail_trace=guardrails.trace(request, intervened),
         applied=options.applied(request),
+        citation=grounding.citation(_last_user_blocks(request)) if cites else None,
     )
 
 
@@ -285,8 +293,11 @@ def _answer_blocks(
         if call.explain:
             blocks.append(TextBlock(split_pieces(tools.EXPLAIN_TEXT)))
         return tuple(blocks), "tool_use"
-    seen = content.describe(_last_user_blocks(request))
-    text = " ".join([*seen, _full_text(family, _normalise(user_text))])
+    turn = _last_user_blocks(request)
+    seen = content.describe(turn)
+    grounded = grounding.grounded_text(family, turn)
+    main = grounded if grounded is not None else _full_text(family, _normalise(user_text))
+    text = " ".join([*seen, main])
     pieces, stop_reason = _apply_stops(split_pieces(text), inference_config)
     return (TextBlock(pieces),), stop_reason
 

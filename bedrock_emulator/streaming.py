@@ -2,7 +2,9 @@
 
 Events in Bedrock's order: messageStart; per content block, a
 contentBlockStart (toolUse blocks only: a text block's first delta opens it),
-one contentBlockDelta per text piece or input fragment, contentBlockStop;
+one contentBlockDelta per text piece or input fragment (and a citation
+delta after the first text delta when the answer cites a document),
+contentBlockStop;
 messageStop; metadata (usage, the real elapsed latencyMs, and the guardrail
 trace and applied options when there are any). Like Bedrock, each event
 payload carries a `p` padding field that clients must ignore. A
@@ -114,6 +116,10 @@ class _Stream:
                     return False
                 self._deltas += 1
                 self._entry.response_text += delta.get("text", "")
+                if self._deltas == 1 and answer.citation is not None and "text" in delta:
+                    cited = {"contentBlockIndex": index, "delta": {"citation": answer.citation}}
+                    if not await self._event("contentBlockDelta", cited):
+                        return False
             if interrupt is not None and index == last:
                 return await self._interrupt(interrupt)
             if not await self._event("contentBlockStop", {"contentBlockIndex": index}):

@@ -189,6 +189,21 @@ def test_ctrl_c_in_the_terminal_stops_everything_and_exits_0(tmp_path: Path) -> 
         assert "stopping on SIGTERM" in log and "stopping on SIGINT" not in log, log
 
 
+def test_the_children_do_not_outlive_a_killed_up(tmp_path: Path) -> None:
+    """Out of the terminal's group, the children must still go when up is killed outright."""
+    with up_in_terminal(*FAST, "--log-dir", str(tmp_path / "logs"), tmp_path=tmp_path) as up:
+        up.child.expect(BANNER_END)
+        children = up.children()
+        assert set(children) == set(MODULES), children
+
+        up.child.kill(signal.SIGKILL)
+
+        wait_until(
+            lambda: not any(_alive(pid) for pid in children.values()),
+            lambda: f"the children of a killed up to exit: {children}",
+        )
+
+
 def test_a_second_up_on_taken_ports_is_refused_in_one_line_starting_nothing(
     tmp_path: Path,
 ) -> None:

@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         gateway_env=_shutdown_delay("GATEWAY_SHUTDOWN_DELAY"),
         replicas=args.replicas,
         real_bedrock=args.real_bedrock,
+        # Ctrl-C reaches up alone, and up stops each child once (see dualnova.dev.stack).
+        isolate=True,
     )
     follower = None
     if args.logs:

@@ -4,15 +4,20 @@ One launcher serves `dualnova up`, `make demo` and the test fixtures, so all
 three run the processes the same way: real subprocesses on free loopback
 ports, each waited on until it answers, and stopped with SIGTERM.
 
-Each child runs in a process group of its own. A terminal's Ctrl-C signals
-its whole foreground group; children in the launcher's group would get a
-SIGINT and, a moment later, the launcher's SIGTERM, which could land after
-the child's event loop had closed and its handlers were gone (exit -15). So
-the terminal's signals reach the launcher only, and it stops each child once.
+`isolate` (what `dualnova up` asks for) runs each child in a process group
+of its own. A terminal's Ctrl-C signals its whole foreground group; children
+in the launcher's group would get a SIGINT and, a moment later, the
+launcher's SIGTERM, which could land after the child's event loop had closed
+and its handlers were gone (exit -15). So the terminal's signals reach the
+launcher only, and it stops each child once. Out of the launcher's group, a
+child would also outlive a launcher killed with its group, so on Linux each
+is told to get SIGTERM when the launcher dies. Tests and the demo keep their
+children in the launcher's group (a test run killed as a group takes them along).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -21,7 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -83,12 +88,18 @@ class _Process:
     """One child process: started with `python -m module`, its stderr in a log file or inherited."""
 
     def __init__(
-        self, name: str, args: list[str], env: Mapping[str, str], log_path: Path | None
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path | None,
+        isolate: bool = False,
     ) -> None:
         self.name = name
         self._args = args
         self._env = dict(env)
         self._log_path = log_path
+        self._isolate = isolate
         self._log_file: IO[bytes] | None = None
         self.popen: subprocess.Popen[bytes] | None = None
 
@@ -102,7 +113,8 @@ class _Process:
             stdout=self._log_file,
             stderr=self._log_file,
             # Out of the terminal's foreground group: see the module docstring.
-            process_group=0,
+            process_group=0 if self._isolate else None,
+            preexec_fn=_follow_launcher(os.getpid()) if self._isolate else None,
         )
 
     @property
@@ -144,6 +156,26 @@ class _Process:
         return self._log_path.read_text(errors="replace").splitlines()[-lines:]
 
 
+def _follow_launcher(launcher: int) -> Callable[[], None] | None:
+    """In the child before exec: SIGTERM when the launcher dies, even by SIGKILL (Linux).
+
+    The launcher spawns from its main thread, whose exit is what the kernel watches.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the forked child
+
+    def follow() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != launcher:  # it died before prctl took hold
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return follow
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 class EmulatorHandle:
     """The Bedrock emulator process and its control API (faults, request log, pacing)."""
 
@@ -155,6 +187,7 @@ class EmulatorHandle:
         port: int | None = None,
         pace: float = 1.0,
         log_path: Path | None = None,
+        isolate: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -173,6 +206,7 @@ class EmulatorHandle:
             ],
             os.environ,
             log_path,
+            isolate,
         )
 
     @property
@@ -250,8 +284,10 @@ class ServiceHandle:
         log_path: Path | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         aws_chain: bool = False,
+        isolate: bool = False,
     ) -> None:
-        """`aws_chain` keeps this environment's AWS profile variables (for real Bedrock)."""
+        """`aws_chain` keeps this environment's AWS profile variables (for real Bedrock);
+        `isolate`, see the module docstring."""
         self.port = port or free_port()
         self.address = f"{HOST}:{self.port}"
         self.name = name
@@ -262,7 +298,7 @@ class ServiceHandle:
         full_env.update(env)
         full_env[listen_variable] = self.address
         full_env.setdefault("PYTHONUNBUFFERED", "1")
-        self._process = _Process(name, ["-m", module], full_env, log_path)
+        self._process = _Process(name, ["-m", module], full_env, log_path, isolate)
 
     @property
     def running(self) -> bool:
@@ -309,7 +345,7 @@ class Stack:
 
     `real_bedrock` runs no emulator: the inference services get this environment's
     AWS credential chain and region as they are, with no endpoint or credential of
-    the emulator's.
+    the emulator's. `isolate`: see the module docstring.
     """
 
     def __init__(
@@ -324,6 +360,7 @@ class Stack:
         gateway_env: Mapping[str, str] | None = None,
         replicas: int = 1,
         real_bedrock: bool = False,
+        isolate: bool = False,
     ) -> None:
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas}")
@@ -334,7 +371,9 @@ class Stack:
         self._emulator = (
             None
             if real_bedrock
-            else EmulatorHandle(port=emulator_port, pace=pace, log_path=log("emulator"))
+            else EmulatorHandle(
+                port=emulator_port, pace=pace, log_path=log("emulator"), isolate=isolate
+            )
         )
         bedrock_env = {} if self._emulator is None else self._emulator.aws_env()
         self.replicas = [
@@ -346,6 +385,7 @@ class Stack:
                 port=inference_port if index == 0 else None,
                 log_path=log(_replica_name(replicas, index)),
                 aws_chain=real_bedrock,
+                isolate=isolate,
             )
             for index in range(replicas)
         ]
@@ -357,6 +397,7 @@ class Stack:
             {"INFERENCE_TARGET": inference_target(self.replicas), **(gateway_env or {})},
             port=gateway_port,
             log_path=log("gateway"),
+            isolate=isolate,
         )
 
     @property

@@ -330,3 +330,35 @@ def test_latency_for_pro_alone_and_for_both_routes(
     (micro_error,) = [line for line in both.stdout.splitlines() if line.startswith("[micro] error")]
     assert "The model doesn't support latency-optimized inference." in micro_error
     assert table_rows(both.stdout)["pro"][0] == "end_turn"
+
+
+def test_json_carries_the_guardrail_trace_and_what_bedrock_applied(
+    gateway: ServiceHandle, emulator: EmulatorHandle
+) -> None:
+    result = dualnova(
+        "chat",
+        "--json",
+        "--gateway",
+        gateway.address,
+        "--guardrail",
+        "gr-dualnova:1",
+        "--guardrail-trace",
+        "enabled_full",
+        "--pro-latency",
+        "optimized",
+        "The forbidden one?",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert bodies(emulator)["pro"]["guardrailConfig"]["trace"] == "enabled_full"
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    for route in ("micro", "pro"):
+        (trace,) = [
+            r for r in records if r.get("route") == route and r["type"] == "guardrail_trace"
+        ]
+        assert trace["intervened"] is True
+        assert json.loads(trace["trace_json"])["inputAssessment"]["gr-dualnova"]["topicPolicy"]
+        (stop,) = [r for r in records if r.get("route") == route and r["type"] == "stop"]
+        assert stop["reason"] == "STOP_REASON_GUARDRAIL_INTERVENED"
+    (pro_stop,) = [r for r in records if r.get("route") == "pro" and r["type"] == "stop"]
+    assert pro_stop["applied"]["latency"] == "LATENCY_OPTIMIZED"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pexpect
 import pytest
+from converse_support import WEATHER_INPUT, WEATHER_SCHEMA
 from gateway_client import route_converse_request
 from polling import wait_until
 
@@ -314,6 +315,9 @@ def test_ctrl_c_mid_answer_cancels_the_turn_and_keeps_the_conversation(
         )
         child.expect_exact("질문:")  # the start of an answer, on screen
         child.sendintr()
+        # Both routes were cut mid-answer: the view marks them as `dualnova chat` does.
+        child.expect_exact("(cut off: interrupted)")
+        child.expect_exact("(cut off: interrupted)")
         child.expect_exact("(cancelled: the conversation is as it was before this question)")
         child.expect_exact(PROMPT)
         wait_until(
@@ -401,9 +405,51 @@ def test_an_unreachable_gateway_is_one_line_and_the_prompt_stays(tmp_path: Path)
     assert json.loads(path.read_text(encoding="utf-8"))["turns"] == []
 
 
+def test_the_inference_service_is_named_as_chat_names_it(inference: ServiceHandle) -> None:
+    result = run_piped("--gateway", inference.address, stdin="hello?\n")
+
+    assert result.returncode == 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(
+        f"dualnova repl: {inference.address} is the DualNova inference service"
+    ), line
+    assert "try --gateway 127.0.0.1:50052" in line
+    assert line.endswith("; the conversation is as it was before this question")
+
+
+def test_tool_calls_show_in_the_repl_as_in_chat(
+    gateway: ServiceHandle, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]))
+
+    result = run_piped(
+        "--gateway", gateway.address, "--tools", str(tools), stdin="Ask get_weather.\n"
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for route in ("micro", "pro"):
+        (call,) = [line for line in lines if line.startswith(f"[{route}] tool call ")]
+        assert re.fullmatch(
+            rf"\[{route}\] tool call get_weather\(id tooluse_[0-9a-f]{{16}}\) "
+            + re.escape(WEATHER_INPUT),
+            call,
+        ), call
+        assert f"[{route}] (stopped: tool_use)" in lines
+    for entry in calls(emulator)[0].values():
+        assert entry["body"]["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+
+
 @pytest.mark.parametrize(
     "args",
-    [("--gateway", "not-an-address"), ("--system", "  "), ("--continue", "nobody")],
+    [
+        ("--gateway", "not-an-address"),
+        ("--system", "  "),
+        ("--continue", "nobody"),
+        ("--tool-choice", "any"),
+        ("--tools", "no/such/tools.json"),
+    ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     result = run_piped(*args, stdin="")

@@ -105,12 +105,12 @@ def document_name(path: str) -> str:
     """The file's name without its extension, made to fit Bedrock's rule.
 
     Other characters become a hyphen, runs of spaces one space, at most 200
-    characters; "document" when nothing is left.
+    characters; "document" when no letter or digit is left (a name of other
+    scripts only, say).
     """
-    stem = Path(path).stem
-    name = _NOT_NAME.sub("-", stem)
+    name = _NOT_NAME.sub("-", Path(path).stem)
     name = re.sub(" +", " ", name).strip()[:_NAME_LIMIT].strip()
-    return name or "document"
+    return name if re.search("[A-Za-z0-9]", name) else "document"
 
 
 def _image_format(data: bytes) -> str | None:

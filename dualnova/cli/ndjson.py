@@ -2,13 +2,21 @@
 
 For scripts: every line parses on its own and is written (and flushed) as the
 event arrives. Each object has `type`, the event's kind (start, delta, usage,
-stop, error, summary, and the tool and guardrail kinds the proto may add),
-`route` (micro or pro; absent on the summary), and the event message's own
-fields under their proto names, defaults included:
+stop, error, summary, tool_use_start, tool_input_delta, content_block_stop,
+guardrail_trace, and any kind the proto adds later), `route` (micro or pro;
+absent on the summary), and the event message's own fields under their proto
+names, defaults included. A tool call's input comes as the fragments Bedrock
+streamed; joined, a block's fragments are its JSON:
 
-    {"type": "delta", "route": "micro", "text": "..."}
+    {"type": "delta", "route": "micro", "text": "...", "content_block_index": 0}
+    {"type": "tool_use_start", "route": "pro", "content_block_index": 1,
+     "tool_use_id": "tooluse_...", "name": "get_weather"}
+    {"type": "tool_input_delta", "route": "pro", "content_block_index": 1, "input_json": "{\"city"}
+    {"type": "content_block_stop", "route": "pro", "content_block_index": 1}
+    {"type": "guardrail_trace", "route": "pro", "trace_json": "{...}", "intervened": true}
     {"type": "stop", "route": "pro", "stop_reason": "end_turn", "reason": "STOP_REASON_END_TURN",
-     "time_to_first_token_ms": 12.5, "latency_ms": 341.0, ...}
+     "time_to_first_token_ms": 12.5, "latency_ms": 341.0,
+     "applied": {"latency": "LATENCY_UNSPECIFIED", ...}}
     {"type": "summary", "usage_by_route": {"micro": {...}, "pro": {...}}, "total": {...},
      "trace_id": "..."}
 

@@ -60,7 +60,7 @@ async def describe_not_a_gateway(
     if INFERENCE_SERVICE in names:
         return (
             f"{target} is the DualNova inference service ({INFERENCE_SERVICE}), not a gateway;"
-            " `dualnova chat` talks to the gateway, which listens on port"
+            " `dualnova chat` and `dualnova repl` talk to the gateway, which listens on port"
             f" {_port(DEFAULT_GATEWAY)} by default: try --gateway {_gateway_beside(target)}"
             " (or set DUALNOVA_GATEWAY)"
         )

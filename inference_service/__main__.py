@@ -25,9 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         PROG,
         argv,
         flags=config.FLAGS,
-        description="Bedrock ConverseStream behind the gRPC InferenceService.Chat RPC.",
+        description="Bedrock ConverseStream behind the gRPC InferenceService.Chat RPC, and"
+        " Knowledge Base Retrieve behind InferenceService.Retrieve.",
         epilog="Each flag overrides its environment variable. AWS settings (AWS_REGION,"
-        " credentials, AWS_ENDPOINT_URL_BEDROCK_RUNTIME) come from the standard AWS chain.",
+        " credentials, AWS_ENDPOINT_URL_BEDROCK_RUNTIME, AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME)"
+        " come from the standard AWS chain.",
         load=config.load,
         listen_variable=config.LISTEN.variable,
         prepare=_prepare,
@@ -40,6 +42,7 @@ def _prepare(settings: config.Settings) -> launch.Serve:
     from inference_service.bedrock import (
         BedrockSetupError,
         build_client,
+        build_knowledge_bases,
         build_probes,
         open_session,
     )
@@ -49,9 +52,10 @@ def _prepare(settings: config.Settings) -> launch.Serve:
         session = open_session(settings)
         runtime = build_client(settings, session)
         probes = build_probes(settings, session)
+        knowledge_bases = build_knowledge_bases(settings, session)
     except BedrockSetupError as exc:
         raise ConfigError(str(exc)) from exc
-    return functools.partial(serve, settings, runtime, probes)
+    return functools.partial(serve, settings, runtime, probes, knowledge_bases=knowledge_bases)
 
 
 if __name__ == "__main__":

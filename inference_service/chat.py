@@ -1,4 +1,10 @@
-"""The Chat servicer: validate, start a Bedrock stream (or refuse), relay it, map failures.
+"""The InferenceService servicer: Chat (validate, ground, start a Bedrock stream or refuse,
+relay it, map failures) and Retrieve (one Knowledge Base query, retrieval.py).
+
+A Chat with grounding retrieves first: its retrieval event is the stream's
+first, then the answer grounded in the passages (grounding.py puts them in the
+last user turn). A Chat with retrieval (passages the gateway retrieved once for
+both routes) sends no Retrieve and no retrieval event, only the grounded request.
 
 It writes with context.write() from one coroutine instead of being an async
 generator: when the caller cancels or its deadline passes, the CancelledError
@@ -10,6 +16,7 @@ finalised.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import NoReturn, Protocol
@@ -18,6 +25,7 @@ import grpc
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.server.conversation import last_user_text
 from dualnova.server.retry_info import exhausted_trailers
 from inference_service import validation
 from inference_service.bedrock import (
@@ -26,9 +34,11 @@ from inference_service.bedrock import (
     Batch,
     BedrockRuntime,
     BlockStopped,
+    Cited,
     Conversation,
     Event,
     GuardrailTraced,
+    KnowledgeBases,
     MappedError,
     Started,
     Stopped,
@@ -45,6 +55,8 @@ from inference_service.bedrock import (
 from inference_service.bedrock.converse_request import LATENCIES, SERVICE_TIERS
 from inference_service.chat_telemetry import OTHER_MODEL, ChatCall, ChatTelemetry, call_route
 from inference_service.config import MAX_STREAMS, Settings
+from inference_service.grounding import grounded, retrieve_query
+from inference_service.retrieval import RetrieveFailed, Retriever
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +66,11 @@ RETRY_AFTER_S = 1.0
 
 _ROLES = {chat_pb2.ROLE_USER: USER, chat_pb2.ROLE_ASSISTANT: ASSISTANT}
 Context = grpc.aio.ServicerContext[inference_pb2.ChatRequest, inference_pb2.ChatResponse]
+RetrieveContext = grpc.aio.ServicerContext[
+    inference_pb2.RetrieveRequest, inference_pb2.RetrieveResponse
+]
+# Why a grounded call cannot be served by a server built without a Retrieve client.
+_NO_RETRIEVER = "this server has no Knowledge Base client (bedrock-agent-runtime)"
 
 
 class CallOutcomes(Protocol):
@@ -74,11 +91,33 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         *,
         outcomes: CallOutcomes | None = None,
         telemetry: ChatTelemetry | None = None,
+        knowledge_bases: KnowledgeBases | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = runtime
         self._outcomes = outcomes
         self._telemetry = telemetry or ChatTelemetry()
+        self._retriever = None if knowledge_bases is None else Retriever(knowledge_bases)
+
+    async def Retrieve(
+        self, request: inference_pb2.RetrieveRequest, context: RetrieveContext
+    ) -> inference_pb2.RetrieveResponse:
+        try:
+            knowledge_base_id = validation.validate_retrieve(request, self._settings)
+        except validation.InvalidRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if self._retriever is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, _NO_RETRIEVER)
+        query = retrieve_query(request.grounding, knowledge_base_id, request.query)
+        try:
+            retrieval = await self._retriever.retrieve(
+                query, call_route(context.invocation_metadata())
+            )
+        except RetrieveFailed as exc:
+            await context.abort(
+                exc.mapped.code, exc.mapped.message, trailing_metadata=_trailers(exc.mapped)
+            )
+        return inference_pb2.RetrieveResponse(retrieval=retrieval)
 
     async def Chat(self, request: inference_pb2.ChatRequest, context: Context) -> None:
         prompt = None
@@ -108,7 +147,36 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
             # The message names the field; it never carries prompt text.
             await _abort(context, call, grpc.StatusCode.INVALID_ARGUMENT, str(exc), str(exc))
         call.model = model_id
-        await self._relay(_conversation(request, model_id, self._settings), context, call)
+        conversation = _conversation(request, model_id, self._settings)
+        retrieval = None
+        if request.HasField("grounding"):
+            retrieval = await self._retrieve(request, context, call)
+            await context.write(inference_pb2.ChatResponse(retrieval=retrieval))
+        elif request.HasField("retrieval"):
+            retrieval = request.retrieval
+        if retrieval is not None:
+            conversation = dataclasses.replace(
+                conversation, messages=grounded(conversation.messages, retrieval)
+            )
+        await self._relay(conversation, context, call)
+
+    async def _retrieve(
+        self, request: inference_pb2.ChatRequest, context: Context, call: ChatCall
+    ) -> chat_pb2.Retrieval:
+        """The grounding's passages (validated already), or the RPC ends with Retrieve's status."""
+        if self._retriever is None:
+            await _abort(context, call, grpc.StatusCode.FAILED_PRECONDITION, _NO_RETRIEVER)
+        knowledge_base_id = validation.knowledge_base_of(request.grounding, self._settings)
+        query = retrieve_query(
+            request.grounding, knowledge_base_id, last_user_text(request.messages)
+        )
+        try:
+            return await self._retriever.retrieve(query, call.route)
+        except RetrieveFailed as exc:
+            mapped = exc.mapped
+            await _abort(
+                context, call, mapped.code, mapped.message, mapped.cause, trailers=_trailers(mapped)
+            )
 
     async def _relay(self, conversation: Conversation, context: Context, call: ChatCall) -> None:
         try:
@@ -153,6 +221,13 @@ class ChatServicer(inference_pb2_grpc.InferenceServiceServicer):
         if self._outcomes is not None:
             await self._outcomes.call_failed(mapped)
         await _abort(context, call, mapped.code, mapped.message, mapped.cause)
+
+
+def _trailers(mapped: MappedError) -> tuple[tuple[str, str | bytes], ...]:
+    """A throttled Retrieve's RESOURCE_EXHAUSTED carries RetryInfo, as the stream cap's does."""
+    if mapped.code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return exhausted_trailers(mapped.message, RETRY_AFTER_S)
+    return ()
 
 
 def _merge_waiting_deltas(batch: Batch, first_pending: bool) -> Batch:
@@ -211,6 +286,15 @@ def _response(event: object, call: ChatCall) -> inference_pb2.ChatResponse:
     if isinstance(event, TextDelta):
         return inference_pb2.ChatResponse(
             delta=chat_pb2.Delta(text=event.text, content_block_index=event.index)
+        )
+    if isinstance(event, Cited):
+        return inference_pb2.ChatResponse(
+            citation=chat_pb2.Citation(
+                content_block_index=event.index,
+                title=event.title,
+                source_text=event.source_text,
+                location_json=event.location_json,
+            )
         )
     if isinstance(event, ToolInputFragment):
         return inference_pb2.ChatResponse(

@@ -20,6 +20,7 @@ from dualnova.routes import MICRO, PRO, ROUTES
 from dualnova.server import event_loop as loops
 from dualnova.server import tls_config, workers
 from dualnova.server.callers import Credential, tokens_file_setting, tokens_setting
+from dualnova.server.content_rules import KNOWLEDGE_BASE_ID
 from dualnova.server.settings import (
     HEALTH_INTERVAL,
     ConfigError,
@@ -100,6 +101,17 @@ def _as_namespace(env: Mapping[str, str], setting: Setting[str | None]) -> str |
     return value
 
 
+def _as_knowledge_base_id(env: Mapping[str, str], setting: Setting[str | None]) -> str | None:
+    value = read_optional_str(env, setting.variable)
+    if value is None:
+        return setting.default
+    if KNOWLEDGE_BASE_ID.fullmatch(value) is None:
+        raise ConfigError(
+            f"{setting.variable}={value!r}: expected a knowledge base id (10 letters or digits)"
+        )
+    return value
+
+
 def _model(route: str, default: str) -> Setting[str]:
     return Setting(
         f"DUALNOVA_{route.upper()}_MODEL",
@@ -163,14 +175,14 @@ BEDROCK_MAX_ATTEMPTS: Setting[int | None] = Setting(
     maximum=20,
     default_text="AWS_MAX_ATTEMPTS, else 3",
 )
-# Above the gateway's GATEWAY_MAX_MESSAGE_BYTES (4 MiB), so a request the gateway admitted
+# Above the gateway's GATEWAY_MAX_MESSAGE_BYTES (32 MiB), so a request the gateway admitted
 # (plus the route's model and settings) always passes here too.
 MAX_MESSAGE_BYTES = Setting(
     "INFERENCE_MAX_MESSAGE_BYTES",
     "--max-message-bytes",
     "largest ChatRequest, in serialized bytes, the server accepts (and largest message it"
     " sends); larger ones are refused with INVALID_ARGUMENT naming the limit",
-    default=8 * 1024 * 1024,
+    default=64 * 1024 * 1024,
     reader=as_int,
     minimum=1024,
     maximum=1024 * 1024 * 1024,
@@ -236,6 +248,16 @@ CLOUDWATCH_QUEUE = Setting(
     reader=as_int,
     minimum=1,
 )
+# Grounding without a knowledge base id uses this one; its state is the knowledge-base health name.
+KNOWLEDGE_BASE: Setting[str | None] = Setting(
+    "DUALNOVA_KNOWLEDGE_BASE_ID",
+    "--knowledge-base-id",
+    "the Bedrock Knowledge Base a grounding without an id retrieves from; also adds the"
+    " knowledge-base health name (GetKnowledgeBase)",
+    default=None,
+    reader=_as_knowledge_base_id,
+    default_text="unset, none",
+)
 # Prompt and answer text in logs: off, so logs can go where the conversations may not.
 LOG_CONTENT = Setting(
     "DUALNOVA_LOG_CONTENT",
@@ -276,6 +298,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     CLOUDWATCH_NAMESPACE,
     CLOUDWATCH_INTERVAL,
     CLOUDWATCH_QUEUE,
+    KNOWLEDGE_BASE,
     LOG_CONTENT,
     WORKERS,
     loops.SETTING,
@@ -319,6 +342,7 @@ class Settings:
     cloudwatch_namespace: str | None = CLOUDWATCH_NAMESPACE.default
     cloudwatch_interval_s: float = CLOUDWATCH_INTERVAL.default
     cloudwatch_queue_size: int = CLOUDWATCH_QUEUE.default
+    knowledge_base_id: str | None = KNOWLEDGE_BASE.default
     log_content: bool = LOG_CONTENT.default
     workers: int = WORKERS.default
     event_loop: str = loops.SETTING.default
@@ -368,6 +392,7 @@ def load(env: Mapping[str, str]) -> Settings:
         cloudwatch_namespace=CLOUDWATCH_NAMESPACE.read(env),
         cloudwatch_interval_s=CLOUDWATCH_INTERVAL.read(env),
         cloudwatch_queue_size=CLOUDWATCH_QUEUE.read(env),
+        knowledge_base_id=KNOWLEDGE_BASE.read(env),
         log_content=LOG_CONTENT.read(env),
         workers=WORKERS.read(env),
         event_loop=loops.read(env),

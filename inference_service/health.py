@@ -2,7 +2,9 @@
 
 Names (grpc.health.v1): "" and dualnova.inference.v1.InferenceService (the
 server), bedrock-runtime, bedrock, model/micro, model/pro, and optional names
-added with add_optional() (cloudwatch) that never count toward the server.
+that never count toward the server: knowledge-base (when
+DUALNOVA_KNOWLEDGE_BASE_ID is set) and those added with add_optional()
+(cloudwatch).
 
 - Probes run every DUALNOVA_HEALTH_INTERVAL seconds, each bounded by
   DUALNOVA_HEALTH_TIMEOUT (never more than the interval, so a change shows
@@ -14,6 +16,11 @@ added with add_optional() (cloudwatch) that never count toward the server.
 - model/* turns NOT_SERVING when the control plane says the model cannot serve;
   when the control plane cannot be asked, `bedrock` turns NOT_SERVING and the
   models keep their last known state (before the first answer: NOT_SERVING).
+- knowledge-base is SERVING while bedrock-agent GetKnowledgeBase says the
+  knowledge base exists and is ACTIVE, NOT_SERVING with its status or the
+  error as the reason otherwise; never a Retrieve (billed per query). It
+  leaves the server's status alone: a Chat without grounding is served
+  whatever the knowledge base's state.
 - The server is SERVING while Chat can be served for at least one model:
   bedrock-runtime SERVING and at least one model/* SERVING.
 - Every name's first state and each change after it is logged once with its
@@ -36,6 +43,7 @@ from inference_service.config import Settings
 
 __all__ = [
     "CONTROL_PLANE",
+    "KNOWLEDGE_BASE",
     "MODEL_NAMES",
     "RUNTIME",
     "SERVICE_NAME",
@@ -50,6 +58,7 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "dualnova.inference.v1.InferenceService"
 RUNTIME = "bedrock-runtime"
 CONTROL_PLANE = "bedrock"
+KNOWLEDGE_BASE = "knowledge-base"
 # Model alias -> its health name.
 MODEL_NAMES: Mapping[str, str] = {alias: f"model/{alias}" for alias in ROUTES}
 
@@ -61,6 +70,7 @@ _MODEL_USABLE = "the control plane says the model is usable and streams"
 _CONTROL_PLANE_ANSWERED = "the control plane answered the model checks"
 # Why bedrock (and a model not yet known) is NOT_SERVING when no model check got an answer.
 _CONTROL_PLANE_FAILED = "the control plane check failed"
+_KNOWLEDGE_BASE_ACTIVE = "GetKnowledgeBase says the knowledge base is ACTIVE"
 
 
 def chat_can_be_served(states: Mapping[str, bool]) -> bool:
@@ -138,6 +148,9 @@ class InferenceHealth:
             MODEL_NAMES[MICRO]: settings.micro_model,
             MODEL_NAMES[PRO]: settings.pro_model,
         }
+        self._knowledge_base = settings.knowledge_base_id
+        if self._knowledge_base is not None:
+            self.board.add_extra(KNOWLEDGE_BASE)
         self._interval_s = settings.health_interval_s
         self._task: asyncio.Task[None] | None = None
 
@@ -170,12 +183,18 @@ class InferenceHealth:
         await self._probes.aclose()
 
     async def probe_once(self) -> None:
-        """One round: the runtime and every model at once, each within the probe timeout."""
+        """One round: the runtime, every model and the knowledge base at once, each within the
+        probe timeout."""
         names = list(self._models)
-        runtime, *models = await asyncio.gather(
-            self._probes.runtime(), *(self._probes.model(self._models[n]) for n in names)
+        knowledge_base, (runtime, *models) = await asyncio.gather(
+            self._probe_knowledge_base(),
+            asyncio.gather(
+                self._probes.runtime(), *(self._probes.model(self._models[n]) for n in names)
+            ),
         )
         await self.runtime.probed(runtime)
+        if knowledge_base is not None:
+            await self._knowledge_base_probed(knowledge_base)
         for name, result in zip(names, models, strict=True):
             if result.reached:
                 usable = bool(result.usable)
@@ -193,6 +212,20 @@ class InferenceHealth:
         else:
             detail = next(result.detail for result in models if not result.reached)
             await self.board.assume(CONTROL_PLANE, False, f"no answer yet: {detail}")
+
+    async def _probe_knowledge_base(self) -> ProbeResult | None:
+        if self._knowledge_base is None:
+            return None
+        return await self._probes.knowledge_base(self._knowledge_base)
+
+    async def _knowledge_base_probed(self, result: ProbeResult) -> None:
+        if result.reached is None:
+            # Throttled: no news, unless nothing is known yet.
+            await self.board.assume(KNOWLEDGE_BASE, False, f"no answer yet: {result.detail}")
+        elif result.reached and result.usable:
+            await self.board.set(KNOWLEDGE_BASE, True, _KNOWLEDGE_BASE_ACTIVE)
+        else:
+            await self.board.set(KNOWLEDGE_BASE, False, f"GetKnowledgeBase: {result.detail}")
 
     async def _probe_forever(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""Wiring: the grpc.aio server with Chat, health and reflection.
+"""Wiring: the grpc.aio server with Chat and Retrieve, health and reflection.
 
 start() is what `python -m inference_service` runs and what tests may run in
 process (on port 0 when they like); serve() adds the signals and the drain.
@@ -22,7 +22,7 @@ from dualnova.server.grpc_server import bind, common_server_options, new_server
 from dualnova.server.shutdown import drain, stop_signals
 from dualnova.server.tls_config import mode_of
 from inference_service import cloudwatch
-from inference_service.bedrock import BedrockProbes, BedrockRuntime
+from inference_service.bedrock import BedrockProbes, BedrockRuntime, KnowledgeBases
 from inference_service.chat import ChatServicer
 from inference_service.chat_telemetry import ChatTelemetry
 from inference_service.config import AUTH_TOKENS_FILE, LISTEN, Settings
@@ -48,6 +48,7 @@ class RunningInference:
     publisher: cloudwatch.CloudWatchPublisher | None
     address: str
     port: int
+    knowledge_bases: KnowledgeBases | None = None
 
     async def stop(
         self, grace: float, *, delay: float = 0.0, received: signal.Signals = signal.SIGINT
@@ -56,6 +57,8 @@ class RunningInference:
         await self.health.stop()
         await drain(self.server, self.health.servicer, delay=delay, grace=grace, received=received)
         await self.runtime.aclose()
+        if self.knowledge_bases is not None:
+            await self.knowledge_bases.aclose()
         if self.publisher is not None:
             await self.publisher.stop()
 
@@ -65,10 +68,12 @@ async def start(
     runtime: BedrockRuntime,
     probes: BedrockProbes,
     *,
+    knowledge_bases: KnowledgeBases | None = None,
     reuse_port: bool = False,
 ) -> RunningInference:
     """Build, bind, probe once and start; ConfigError when INFERENCE_LISTEN cannot be bound.
 
+    `knowledge_bases` serves Retrieve and grounded Chat calls (None: they are refused).
     `reuse_port` is for a worker among several on one port (dualnova.server.workers).
     """
     health = InferenceHealth(settings, probes)
@@ -89,7 +94,11 @@ async def start(
     )
     inference_pb2_grpc.add_InferenceServiceServicer_to_server(
         ChatServicer(
-            settings, runtime, outcomes=health.runtime, telemetry=ChatTelemetry(publisher)
+            settings,
+            runtime,
+            outcomes=health.runtime,
+            telemetry=ChatTelemetry(publisher),
+            knowledge_bases=knowledge_bases,
         ),
         server,
     )
@@ -105,7 +114,9 @@ async def start(
         await publisher.start()
     await server.start()
     host = settings.listen.rpartition(":")[0]
-    return RunningInference(server, health, runtime, publisher, f"{host}:{port}", port)
+    return RunningInference(
+        server, health, runtime, publisher, f"{host}:{port}", port, knowledge_bases
+    )
 
 
 async def serve(
@@ -113,6 +124,7 @@ async def serve(
     runtime: BedrockRuntime,
     probes: BedrockProbes,
     *,
+    knowledge_bases: KnowledgeBases | None = None,
     reuse_port: bool = False,
     on_ready: Callable[[], None] | None = None,
 ) -> None:
@@ -121,7 +133,9 @@ async def serve(
     `on_ready` runs once the server accepts calls.
     """
     received = stop_signals()
-    running = await start(settings, runtime, probes, reuse_port=reuse_port)
+    running = await start(
+        settings, runtime, probes, knowledge_bases=knowledge_bases, reuse_port=reuse_port
+    )
     logger.info(
         f"inference service listening ({mode_of(settings.tls)})",
         extra={"address": running.address, "event_loop": event_loop.current()},
@@ -136,24 +150,27 @@ async def serve(
     logger.info("inference service stopped")
 
 
-# What a refused Chat caller is told: it reaches a DualChat caller as its route's error when the
+# What a refused Chat or Retrieve caller is told (the guard covers every InferenceService
+# method): it reaches a DualChat caller as its route's error when the
 # gateway's token is wrong, so it names the gateway's setting, not the caller's token.
 UPSTREAM_REFUSAL = (
-    "this inference service takes Chat calls from the gateway only: the gateway sends one of"
+    "this inference service takes Chat and Retrieve calls from the gateway only: the gateway"
+    " sends one of"
     " INFERENCE_AUTH_TOKENS as GATEWAY_UPSTREAM_TOKEN (or presents a client certificate the"
     " service trusts)"
 )
 
 
 def _chat_auth(settings: Settings) -> BearerAuth:
-    """Chat only with one of INFERENCE_AUTH_TOKENS when set; the caller named by the gateway."""
+    """Chat and Retrieve only with one of INFERENCE_AUTH_TOKENS when set; the caller named by the
+    gateway."""
     tokens = token_source(
         settings.auth_tokens, settings.auth_tokens_file, AUTH_TOKENS_FILE.variable
     )
     logger.info(
-        "Chat callers need a bearer token"
+        "Chat and Retrieve callers need a bearer token"
         if tokens.enabled
-        else "Chat is open to every caller (no INFERENCE_AUTH_TOKENS)"
+        else "Chat and Retrieve are open to every caller (no INFERENCE_AUTH_TOKENS)"
     )
     return BearerAuth(tokens, (_SERVICE_NAME,), relay_caller=True, refusal=UPSTREAM_REFUSAL)
 

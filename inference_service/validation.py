@@ -13,22 +13,34 @@ ValidationException, with Bedrock's own message.
 
 from __future__ import annotations
 
+from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2
 from dualnova.server.conversation import (
     InvalidRequest,
+    last_user_text,
     media_blocks,
+    validate_grounding,
     validate_guardrail_config,
     validate_inference_config,
     validate_messages,
     validate_options,
+    validate_query,
+    validate_retrieval,
     validate_size,
     validate_system,
     validate_tool_config,
     validate_tools_offered,
 )
-from inference_service.config import MAX_MESSAGE_BYTES, Settings
+from inference_service.config import KNOWLEDGE_BASE, MAX_MESSAGE_BYTES, Settings
 
-__all__ = ["InvalidRequest", "takes_media", "validate", "validate_capabilities"]
+__all__ = [
+    "InvalidRequest",
+    "knowledge_base_of",
+    "takes_media",
+    "validate",
+    "validate_capabilities",
+    "validate_retrieve",
+]
 
 
 def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
@@ -47,7 +59,40 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
     if request.HasField("options"):
         validate_options(request.options)
     validate_capabilities(request, model_id)
+    if request.HasField("grounding"):
+        if request.HasField("retrieval"):
+            raise InvalidRequest("retrieval", "set grounding or retrieval, not both")
+        validate_grounding(request.grounding)
+        knowledge_base_of(request.grounding, settings)
+        if not last_user_text(request.messages).strip():
+            raise InvalidRequest(
+                "grounding", "the last user turn has no text to retrieve with (the query)"
+            )
+    elif request.HasField("retrieval"):
+        validate_retrieval(request.retrieval)
     return model_id
+
+
+def validate_retrieve(request: inference_pb2.RetrieveRequest, settings: Settings) -> str:
+    """Raise InvalidRequest for the first problem; return the knowledge base id to search."""
+    validate_size(request, settings.max_message_bytes, MAX_MESSAGE_BYTES.variable)
+    validate_query(request.query)
+    validate_grounding(request.grounding)
+    return knowledge_base_of(request.grounding, settings)
+
+
+def knowledge_base_of(
+    grounding: chat_pb2.Grounding, settings: Settings, field: str = "grounding"
+) -> str:
+    """The grounding's knowledge base, or the server's DUALNOVA_KNOWLEDGE_BASE_ID."""
+    if grounding.knowledge_base_id:
+        return grounding.knowledge_base_id
+    if settings.knowledge_base_id is None:
+        raise InvalidRequest(
+            f"{field}.knowledge_base_id",
+            f"is required: this server has no default ({KNOWLEDGE_BASE.variable} is unset)",
+        )
+    return settings.knowledge_base_id
 
 
 # Models that read text only: Bedrock refuses any image or document sent to them.

@@ -24,6 +24,7 @@ __all__ = [
     "GUARD_QUALIFIERS",
     "IMAGE_FORMATS",
     "InvalidRequest",
+    "KNOWLEDGE_BASE_ID",
     "MAX_DOCUMENTS",
     "MAX_DOCUMENT_BYTES",
     "MAX_IMAGES",
@@ -71,6 +72,8 @@ TOOL_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_-]{0,63}")
 _TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _DOCUMENT_NAME = re.compile(r"[A-Za-z0-9()\[\]-]+( [A-Za-z0-9()\[\]-]+)*")
 _MAX_DOCUMENT_NAME = 200
+# Bedrock's knowledge base id, as its API's pattern states it: ten letters or digits.
+KNOWLEDGE_BASE_ID = re.compile(r"[0-9a-zA-Z]{10}")
 _S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 

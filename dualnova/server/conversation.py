@@ -10,7 +10,10 @@ Converse's full shape is checked here too: each turn's content blocks (the
 block rules are content_rules.py's), tool calls only where tools are offered
 (validate_tools_offered), the tool config, the guardrail config and Bedrock's
 options; media_blocks lists a request's images and documents, for the
-services to refuse them to a model that reads text only.
+services to refuse them to a model that reads text only. Grounding in a
+Knowledge Base is checked here too (validate_grounding, validate_retrieval,
+last_user_text for the query), so the gateway refuses a bad one before its
+Retrieve.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from google.protobuf.message import Message as ProtoMessage
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.server.content_rules import (
+    KNOWLEDGE_BASE_ID,
     TOOL_NAME,
     TOOL_NAME_RULE,
     InvalidRequest,
@@ -36,14 +40,19 @@ from dualnova.server.content_rules import (
 
 __all__ = [
     "InvalidRequest",
+    "MAX_RESULTS",
     "MAX_STOP_SEQUENCES",
+    "last_user_text",
     "media_blocks",
     "text_chars",
     "transport_message_limit",
+    "validate_grounding",
     "validate_guardrail_config",
     "validate_inference_config",
     "validate_messages",
     "validate_options",
+    "validate_query",
+    "validate_retrieval",
     "validate_size",
     "validate_system",
     "validate_tool_config",
@@ -274,3 +283,73 @@ def validate_options(options: chat_pb2.BedrockOptions, field: str = "options") -
             )
     if options.HasField("top_k") and not 1 <= options.top_k <= 128:
         raise InvalidRequest(f"{field}.top_k", f"must be between 1 and 128, got {options.top_k}")
+
+
+# Retrieve's numberOfResults: 1 to 100.
+MAX_RESULTS = 100
+_SOURCE_ID = re.compile(r"S[1-9][0-9]{0,2}")
+_MAX_QUERY_CHARS = 20_000
+
+
+def validate_grounding(grounding: chat_pb2.Grounding, field: str = "grounding") -> None:
+    """A knowledge base id of Bedrock's shape (or empty: the server's default), results 0-100
+    (0 means 5), a known search type, a filter that is a JSON object.
+
+    Which operators the filter uses is Retrieve's to judge (its ValidationException).
+    """
+    kb_id = grounding.knowledge_base_id
+    if kb_id and KNOWLEDGE_BASE_ID.fullmatch(kb_id) is None:
+        raise InvalidRequest(
+            f"{field}.knowledge_base_id",
+            "must be a knowledge base id (10 letters or digits), or empty for the server's default",
+        )
+    if not 0 <= grounding.number_of_results <= MAX_RESULTS:
+        raise InvalidRequest(
+            f"{field}.number_of_results",
+            f"must be between 1 and {MAX_RESULTS} (0 for 5), got {grounding.number_of_results}",
+        )
+    if grounding.search_type not in chat_pb2.SearchType.values():
+        raise InvalidRequest(f"{field}.search_type", f"unknown value {grounding.search_type}")
+    if grounding.filter_json:
+        value = parse_json(grounding.filter_json, f"{field}.filter_json")
+        if not isinstance(value, dict) or not value:
+            raise InvalidRequest(
+                f"{field}.filter_json", 'must be a JSON object such as {"equals": {...}}'
+            )
+
+
+def validate_query(query: str, field: str = "query") -> None:
+    """Retrieve's query text: not blank, at most 20,000 characters."""
+    if not query.strip():
+        raise InvalidRequest(field, "must not be empty or blank")
+    if len(query) > _MAX_QUERY_CHARS:
+        raise InvalidRequest(
+            field, f"{len(query)} characters, more than Retrieve's {_MAX_QUERY_CHARS}"
+        )
+
+
+def validate_retrieval(retrieval: chat_pb2.Retrieval, field: str = "retrieval") -> None:
+    """Passages given to ground an answer: each with text and a distinct source id S1, S2, ..."""
+    seen: set[str] = set()
+    for index, passage in enumerate(retrieval.passages):
+        where = f"{field}.passages[{index}]"
+        if not passage.text.strip():
+            raise InvalidRequest(f"{where}.text", "must not be empty or blank")
+        if _SOURCE_ID.fullmatch(passage.source_id) is None:
+            raise InvalidRequest(f"{where}.source_id", 'must be "S1", "S2", ... (S and a number)')
+        if passage.source_id in seen:
+            raise InvalidRequest(f"{where}.source_id", f"{passage.source_id} is given twice")
+        seen.add(passage.source_id)
+        if passage.metadata_json:
+            if not isinstance(parse_json(passage.metadata_json, f"{where}.metadata_json"), dict):
+                raise InvalidRequest(f"{where}.metadata_json", "must be a JSON object")
+
+
+def last_user_text(messages: Sequence[chat_pb2.Message]) -> str:
+    """The query a grounded request retrieves with: the last user turn's text and text blocks."""
+    for message in reversed(messages):
+        if message.role == chat_pb2.ROLE_USER:
+            parts = [message.text] if message.text else []
+            parts.extend(b.text for b in message.content if b.WhichOneof("block") == "text")
+            return "\n".join(parts)
+    return ""

@@ -7,6 +7,8 @@
 - transport.py: signed AWS requests on the event loop (botocore's credentials
   and SigV4 signer over aiohttp), retries, timeouts, failures as botocore's
   exceptions; events.py: the event-stream decoder;
+- knowledge_base.py: Knowledge Base Retrieve (bedrock-agent-runtime), through
+  the same transport and retries;
 - session.py: the AWS session and the transports built from it;
 - probes.py: the unbilled health probes;
 - failures.py: the one classification of AWS failures (classify);
@@ -20,6 +22,7 @@ from inference_service.bedrock.client import (
     BedrockRuntime,
     BedrockStream,
     BlockStopped,
+    Cited,
     Event,
     GuardrailTraced,
     Started,
@@ -46,6 +49,13 @@ from inference_service.bedrock.failures import (
     StreamEndedEarly,
     classify,
 )
+from inference_service.bedrock.knowledge_base import (
+    KnowledgeBases,
+    Retrieved,
+    RetrievedPassage,
+    RetrieveQuery,
+    build_knowledge_bases,
+)
 from inference_service.bedrock.probes import (
     BedrockProbes,
     ProbeResult,
@@ -58,11 +68,18 @@ from inference_service.bedrock.session import (
     configured_max_attempts,
     open_session,
 )
-from inference_service.bedrock.statuses import CLIENT_ERROR_CODES, MappedError, map_error
+from inference_service.bedrock.statuses import (
+    CLIENT_ERROR_CODES,
+    RETRIEVE_ERROR_CODES,
+    MappedError,
+    map_error,
+    map_retrieve_error,
+)
 
 __all__ = [
     "ASSISTANT",
     "CLIENT_ERROR_CODES",
+    "RETRIEVE_ERROR_CODES",
     "USER",
     "AwsFailure",
     "Batch",
@@ -71,12 +88,17 @@ __all__ = [
     "BedrockSetupError",
     "BedrockStream",
     "BlockStopped",
+    "Cited",
     "Conversation",
     "Event",
     "FailureKind",
     "GuardrailTraced",
+    "KnowledgeBases",
     "MappedError",
     "ProbeResult",
+    "RetrieveQuery",
+    "Retrieved",
+    "RetrievedPassage",
     "Started",
     "Stopped",
     "StreamEndedEarly",
@@ -86,6 +108,7 @@ __all__ = [
     "ToolUseStarted",
     "UsageReport",
     "build_client",
+    "build_knowledge_bases",
     "build_probes",
     "build_transport",
     "classify",
@@ -95,6 +118,7 @@ __all__ = [
     "guardrail_json",
     "is_inference_profile",
     "map_error",
+    "map_retrieve_error",
     "open_session",
     "tool_config_json",
 ]

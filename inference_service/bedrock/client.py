@@ -10,7 +10,7 @@ module calls Bedrock (cloudwatch.py calls CloudWatch, with boto3 directly).
 A ConverseStream is read on the event loop (transport.py: botocore's
 credentials and signer over aiohttp), so a stream costs a socket and a few
 objects, not a thread. Each network read is decoded at once (events.py) and
-handed to the caller as one batch of Started, TextDelta, ToolUseStarted,
+handed to the caller as one batch of Started, TextDelta, Cited, ToolUseStarted,
 ToolInputFragment, BlockStopped, GuardrailTraced, UsageReport and Stopped, in
 the order the Chat contract promises; a caller that writes slower than
 Bedrock sends gets the deltas that piled up in one batch and may merge a
@@ -77,6 +77,18 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class Cited:
+    """A citation delta (delta.citation) of a text block, as Bedrock sent it."""
+
+    index: int
+    title: str
+    # The cited text: sourceContent's texts, joined.
+    source_text: str
+    # Bedrock's location of the cited part, as compact JSON text ("{}" when none).
+    location_json: str
+
+
+@dataclass(frozen=True)
 class ToolUseStarted:
     """A tool call's block begins (contentBlockStart with toolUse)."""
 
@@ -130,6 +142,7 @@ class Stopped:
 Event = (
     Started
     | TextDelta
+    | Cited
     | ToolUseStarted
     | ToolInputFragment
     | BlockStopped
@@ -254,6 +267,8 @@ class _Translation:
                     fragment = delta["toolUse"].get("input")
                     if fragment:
                         out.append(ToolInputFragment(index, fragment))
+                elif "citation" in delta:
+                    out.append(_cited(index, delta["citation"]))
             elif event_type == "contentBlockStart":
                 index = payload.get("contentBlockIndex", 0)
                 self._block(index, out)
@@ -324,6 +339,16 @@ def _intervened(value: Any) -> bool:
     if isinstance(value, list):
         return any(_intervened(item) for item in value)
     return False
+
+
+def _cited(index: int, citation: Mapping[str, Any]) -> Cited:
+    sources = citation.get("sourceContent") or []
+    return Cited(
+        index,
+        str(citation.get("title", "")),
+        "".join(str(source.get("text", "")) for source in sources if isinstance(source, dict)),
+        json.dumps(citation.get("location") or {}, separators=(",", ":"), ensure_ascii=False),
+    )
 
 
 def _usage(metadata: Mapping[str, Any]) -> UsageReport:

@@ -191,11 +191,15 @@ def _image_json(image: chat_pb2.ImageBlock) -> JsonObject:
 
 
 def _document_json(document: chat_pb2.DocumentBlock) -> JsonObject:
-    return {
+    out: JsonObject = {
         "format": DOCUMENT_FORMATS[document.format],
         "name": document.name,
         "source": _source_json(document.source),
     }
+    if document.citations:
+        # Converse's CitationsConfig: the answer's citation deltas point into this document.
+        out["citations"] = {"enabled": True}
+    return out
 
 
 def _tool_result_json(result: chat_pb2.ToolResultBlock) -> JsonObject:

@@ -29,6 +29,7 @@ __all__ = [
     "KNOWN_EXCEPTIONS",
     "AwsFailure",
     "FailureKind",
+    "KNOWLEDGE_BASE_ERROR_CODES",
     "Meaning",
     "StreamEndedEarly",
     "classify",
@@ -50,6 +51,7 @@ class FailureKind(enum.Enum):
     TIMED_OUT = "timed out"  # connected, but the answer (or the model) did not come in time
     REQUEST_REJECTED = "request rejected"  # the request itself is invalid
     NOT_FOUND = "not found"  # no such model or resource
+    NOT_READY = "not ready"  # the resource exists but is not in a state to serve (not ACTIVE)
     ACCESS_DENIED = "access denied"  # authenticated, but not allowed (IAM, model access)
     MODEL_UNAVAILABLE = "model unavailable"  # one model cannot answer now: not ready, stream failed
     MODEL_FAILURE = "model failure"  # the model failed on this input
@@ -141,6 +143,27 @@ BEDROCK_ERROR_CODES: Mapping[str, Meaning] = {
     "ExpiredTokenException": _refused(_EXPIRED),
 }
 
+# What the Knowledge Base calls' errors mean (bedrock-agent-runtime Retrieve, bedrock-agent
+# GetKnowledgeBase): the same codes speak of a knowledge base, not of a model, and Retrieve
+# adds ConflictException for a knowledge base that is not ACTIVE. classify(exc, these) reads
+# this table before BEDROCK_ERROR_CODES.
+KNOWLEDGE_BASE_ERROR_CODES: Mapping[str, Meaning] = {
+    "ValidationException": Meaning(
+        FailureKind.REQUEST_REJECTED, "Bedrock rejected the Retrieve request"
+    ),
+    "AccessDeniedException": Meaning(
+        FailureKind.ACCESS_DENIED, "Bedrock denied access to the knowledge base"
+    ),
+    "ResourceNotFoundException": Meaning(
+        FailureKind.NOT_FOUND, "Bedrock does not know the knowledge base"
+    ),
+    "ConflictException": Meaning(FailureKind.NOT_READY, "the knowledge base is not ready"),
+    "DependencyFailedException": Meaning(
+        FailureKind.SERVER_ERROR, "a resource the knowledge base depends on failed"
+    ),
+    "BadGatewayException": Meaning(FailureKind.SERVER_ERROR, "Bedrock had a gateway error"),
+}
+
 # Codes other AWS front ends answer with: authentication failures, and the throttling
 # codes botocore's standard retry mode knows.
 _OTHER_AWS_CODES: Mapping[str, Meaning] = {
@@ -195,10 +218,14 @@ KNOWN_EXCEPTIONS: Mapping[type[BaseException], Meaning] = {
 }
 
 
-def classify(exc: BaseException) -> AwsFailure:
-    """What `exc`, raised by a Bedrock call, means; UNKNOWN for what is not an AWS failure."""
+def classify(exc: BaseException, codes: Mapping[str, Meaning] | None = None) -> AwsFailure:
+    """What `exc`, raised by a Bedrock call, means; UNKNOWN for what is not an AWS failure.
+
+    `codes`: the operation's own meanings of Bedrock's codes, read first
+    (KNOWLEDGE_BASE_ERROR_CODES for Retrieve and GetKnowledgeBase).
+    """
     if isinstance(exc, boto.ClientError):
-        return _classify_answer(exc)
+        return _classify_answer(exc, codes or {})
     for cls in type(exc).__mro__:
         meaning = KNOWN_EXCEPTIONS.get(cls)
         if meaning is not None:
@@ -207,14 +234,14 @@ def classify(exc: BaseException) -> AwsFailure:
     return AwsFailure(FailureKind.UNKNOWN, name, str(exc), "internal error")
 
 
-def _classify_answer(exc: boto.ClientError) -> AwsFailure:
+def _classify_answer(exc: boto.ClientError, codes: Mapping[str, Meaning]) -> AwsFailure:
     """An error Bedrock sent: by its code, which mid-stream arrives lowerCamel."""
     error = exc.response.get("Error", {})
     raw_code = str(error.get("Code") or "")
     code = raw_code[:1].upper() + raw_code[1:]
     message = str(error.get("Message") or error.get("message") or "no message")
     http_status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    meaning = BEDROCK_ERROR_CODES.get(code) or _OTHER_AWS_CODES.get(code)
+    meaning = codes.get(code) or BEDROCK_ERROR_CODES.get(code) or _OTHER_AWS_CODES.get(code)
     if meaning is None:
         meaning = Meaning(FailureKind.UNKNOWN, f"Bedrock failed with {code or 'an unnamed error'}")
     return AwsFailure(

@@ -10,6 +10,9 @@
   (the model exists, its lifecycle is ACTIVE or LEGACY, it supports response
   streaming); for an inference-profile id, GetInferenceProfile (ACTIVE) and
   then GetFoundationModel of the model the profile routes to.
+- knowledge-base: bedrock-agent GetKnowledgeBase (the knowledge base exists
+  and its status is ACTIVE), the control plane's free read. Never Retrieve,
+  which is billed per query.
 
 The transports come from the Chat client's session (same credentials, region
 and endpoint overrides) but make one attempt each (the next probe is the
@@ -78,9 +81,18 @@ def is_inference_profile(model_id: str) -> bool:
 class BedrockProbes:
     """The probe calls, each bounded by the probe timeout."""
 
-    def __init__(self, runtime: AwsTransport, control: AwsTransport, timeout_s: float) -> None:
+    def __init__(
+        self,
+        runtime: AwsTransport,
+        control: AwsTransport,
+        timeout_s: float,
+        *,
+        agent: AwsTransport | None = None,
+    ) -> None:
         self._runtime = runtime
         self._control = control
+        # bedrock-agent, for the knowledge-base probe (None: no knowledge base configured).
+        self._agent = agent
         self._timeout_s = timeout_s
 
     async def runtime(self) -> ProbeResult:
@@ -91,9 +103,15 @@ class BedrockProbes:
         """Can `model_id` (a model or inference-profile id) serve ConverseStream?"""
         return await self._bounded(self._check_model(model_id))
 
+    async def knowledge_base(self, knowledge_base_id: str) -> ProbeResult:
+        """Is the knowledge base there and ACTIVE (GetKnowledgeBase; never a Retrieve)?"""
+        return await self._bounded(self._get_knowledge_base(knowledge_base_id))
+
     async def aclose(self) -> None:
         await self._runtime.aclose()
         await self._control.aclose()
+        if self._agent is not None:
+            await self._agent.aclose()
 
     async def _bounded(self, probe: Awaitable[ProbeResult]) -> ProbeResult:
         try:
@@ -136,6 +154,22 @@ class BedrockProbes:
             return _failure(exc)
         return _judge(details.get("modelDetails", {}))
 
+    async def _get_knowledge_base(self, knowledge_base_id: str) -> ProbeResult:
+        if self._agent is None:
+            raise RuntimeError("no bedrock-agent transport: build_probes() got no knowledge base")
+        try:
+            answer = await self._agent.request_json(
+                "GET",
+                f"/knowledgebases/{percent_encode(knowledge_base_id)}",
+                operation="GetKnowledgeBase",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            return _failure(exc)
+        status = answer.get("knowledgeBase", {}).get("status")
+        if status != "ACTIVE":
+            return ProbeResult(True, False, f"knowledge base {knowledge_base_id} is {status}")
+        return ProbeResult(True, True)
+
 
 def _routed_model(profile: Mapping[str, Any]) -> str | None:
     """The foundation model id behind a profile (the same model in every region it lists)."""
@@ -174,10 +208,16 @@ def _failure(exc: ClientError | BotoCoreError) -> ProbeResult:
 def build_probes(settings: Settings, session: boto3.session.Session) -> BedrockProbes:
     """Probe transports from the service's AWS session, tuned to fail fast."""
     timeouts = Timeouts(settings.health_timeout_s, settings.health_timeout_s)
+    agent = None
+    if settings.knowledge_base_id is not None:
+        agent = build_transport(
+            session, "bedrock-agent", timeouts, max_attempts=1, user_agent="dualnova-health"
+        )
     return BedrockProbes(
         build_transport(
             session, "bedrock-runtime", timeouts, max_attempts=1, user_agent="dualnova-health"
         ),
         build_transport(session, "bedrock", timeouts, max_attempts=1, user_agent="dualnova-health"),
         settings.health_timeout_s,
+        agent=agent,
     )

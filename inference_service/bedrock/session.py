@@ -54,8 +54,9 @@ def open_session(settings: Settings) -> boto3.session.Session:
     return session
 
 
-# The two Bedrock endpoints this service calls: ConverseStream and probes, control-plane probes.
-BedrockService = Literal["bedrock-runtime", "bedrock"]
+# The Bedrock endpoints this service calls: ConverseStream and probes, control-plane probes,
+# Knowledge Base Retrieve (bedrock-agent-runtime) and its GetKnowledgeBase probe (bedrock-agent).
+BedrockService = Literal["bedrock-runtime", "bedrock", "bedrock-agent-runtime", "bedrock-agent"]
 
 
 def build_transport(

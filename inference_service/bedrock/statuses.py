@@ -36,6 +36,9 @@ Decisions where more than one code would do:
 - AccessDeniedException -> PERMISSION_DENIED: the model is not enabled for
   this account or not allowed by IAM; the caller chose that model and can
   choose another.
+- Retrieve's ConflictException (the knowledge base is not ACTIVE) ->
+  FAILED_PRECONDITION: the request is fine and the knowledge base exists, but
+  it cannot serve until its state changes; retrying at once will not help.
 """
 
 from __future__ import annotations
@@ -47,12 +50,21 @@ import grpc
 
 from inference_service.bedrock.failures import (
     BEDROCK_ERROR_CODES,
+    KNOWLEDGE_BASE_ERROR_CODES,
     AwsFailure,
     FailureKind,
+    Meaning,
     classify,
 )
 
-__all__ = ["CLIENT_ERROR_CODES", "STATUS_OF_KIND", "MappedError", "map_error"]
+__all__ = [
+    "CLIENT_ERROR_CODES",
+    "RETRIEVE_ERROR_CODES",
+    "STATUS_OF_KIND",
+    "MappedError",
+    "map_error",
+    "map_retrieve_error",
+]
 
 Code = grpc.StatusCode
 Kind = FailureKind
@@ -66,6 +78,7 @@ STATUS_OF_KIND: Mapping[FailureKind, grpc.StatusCode] = {
     Kind.TIMED_OUT: Code.DEADLINE_EXCEEDED,
     Kind.REQUEST_REJECTED: Code.INVALID_ARGUMENT,
     Kind.NOT_FOUND: Code.NOT_FOUND,
+    Kind.NOT_READY: Code.FAILED_PRECONDITION,
     Kind.ACCESS_DENIED: Code.PERMISSION_DENIED,
     Kind.MODEL_UNAVAILABLE: Code.UNAVAILABLE,
     Kind.MODEL_FAILURE: Code.INTERNAL,
@@ -78,6 +91,12 @@ STATUS_OF_KIND: Mapping[FailureKind, grpc.StatusCode] = {
 CLIENT_ERROR_CODES: Mapping[str, tuple[grpc.StatusCode, str]] = {
     code: (STATUS_OF_KIND[meaning.kind], meaning.summary)
     for code, meaning in BEDROCK_ERROR_CODES.items()
+}
+
+# Retrieve's own codes (knowledge-base wording, ConflictException), likewise derived.
+RETRIEVE_ERROR_CODES: Mapping[str, tuple[grpc.StatusCode, str]] = {
+    code: (STATUS_OF_KIND[meaning.kind], meaning.summary)
+    for code, meaning in KNOWLEDGE_BASE_ERROR_CODES.items()
 }
 
 
@@ -95,10 +114,15 @@ class MappedError:
         return self.failure.code
 
 
-def map_error(exc: BaseException) -> MappedError:
+def map_error(exc: BaseException, codes: Mapping[str, Meaning] | None = None) -> MappedError:
     """The status for a failure of a Bedrock call; unknown failures are INTERNAL."""
-    failure = classify(exc)
+    failure = classify(exc, codes)
     return MappedError(STATUS_OF_KIND[failure.kind], _message(failure), failure)
+
+
+def map_retrieve_error(exc: BaseException) -> MappedError:
+    """The status for a failed Knowledge Base Retrieve (its codes speak of a knowledge base)."""
+    return map_error(exc, KNOWLEDGE_BASE_ERROR_CODES)
 
 
 def _message(failure: AwsFailure) -> str:

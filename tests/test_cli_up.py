@@ -403,6 +403,7 @@ def test_real_bedrock_runs_no_emulator_and_gives_the_services_the_default_chain(
         ["--real-bedrock", "--pace", "0"],
         ["--real-bedrock", "--emulator-port", "0"],
         ["--inference-port", "5999", "--gateway-port", "5999"],
+        ["--inference-port", "0", "--gateway-port", "0", "--log-dir", "/dev/null/logs"],
     ],
 )
 def test_arguments_that_cannot_run_together_exit_2_in_one_line(args: list[str]) -> None:

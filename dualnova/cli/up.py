@@ -134,7 +134,11 @@ def run(args: argparse.Namespace) -> int:
     if taken is not None:
         print(f"{PROG}: {taken}", file=sys.stderr)
         return EXIT_FAILED
-    log_dir = _run_directory(args.log_dir)
+    try:
+        log_dir = _run_directory(args.log_dir)
+    except OSError as error:
+        print(f"{PROG}: cannot write logs to {error.filename}: {error.strerror}", file=sys.stderr)
+        return EXIT_USAGE if args.log_dir is not None else EXIT_FAILED
     stack = Stack(
         pace=DEFAULT_PACE if args.pace is None else args.pace,
         emulator_port=args.emulator_port or None,

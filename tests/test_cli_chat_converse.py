@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -31,6 +32,13 @@ def write_tools(tmp_path: Path, tools: object) -> str:
     path = tmp_path / "tools.json"
     path.write_text(json.dumps(tools))
     return str(path)
+
+
+def chat_json(gateway: ServiceHandle, *args: str) -> list[dict[str, object]]:
+    """`dualnova chat --json` at `gateway` with `args`: its records, once it exited 0."""
+    result = dualnova("chat", "--json", "--gateway", gateway.address, *args)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def test_an_image_reaches_pro_alone_and_pro_describes_it(
@@ -165,21 +173,12 @@ def test_tools_reach_both_routes_and_each_tool_call_is_printed(
 def test_json_carries_the_tool_call_fragments_exactly_as_bedrock_streamed_them(
     gateway: ServiceHandle, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    result = dualnova(
-        "chat",
-        "--json",
-        "--gateway",
-        gateway.address,
-        "--tools",
-        write_tools(tmp_path, WEATHER),
-        "--tool-choice",
-        "any",
-        "What is the weather? Then explain.",
+    tools = write_tools(tmp_path, WEATHER)
+    records: Any = chat_json(
+        gateway, "--tools", tools, "--tool-choice", "any", "What is the weather? Then explain."
     )
 
-    assert result.returncode == 0, result.stderr
     assert bodies(emulator)["pro"]["toolConfig"]["toolChoice"] == {"any": {}}
-    records = [json.loads(line) for line in result.stdout.splitlines()]
     for route in ("micro", "pro"):
         mine = [r for r in records if r.get("route") == route]
         (start,) = [r for r in mine if r["type"] == "tool_use_start"]
@@ -335,23 +334,13 @@ def test_latency_for_pro_alone_and_for_both_routes(
 def test_json_carries_the_guardrail_trace_and_what_bedrock_applied(
     gateway: ServiceHandle, emulator: EmulatorHandle
 ) -> None:
-    result = dualnova(
-        "chat",
-        "--json",
-        "--gateway",
-        gateway.address,
-        "--guardrail",
-        "gr-dualnova:1",
-        "--guardrail-trace",
-        "enabled_full",
-        "--pro-latency",
-        "optimized",
-        "The forbidden one?",
+    records: Any = chat_json(
+        gateway,
+        *("--guardrail", "gr-dualnova:1", "--guardrail-trace", "enabled_full"),
+        *("--pro-latency", "optimized", "The forbidden one?"),
     )
 
-    assert result.returncode == 0, result.stderr
     assert bodies(emulator)["pro"]["guardrailConfig"]["trace"] == "enabled_full"
-    records = [json.loads(line) for line in result.stdout.splitlines()]
     for route in ("micro", "pro"):
         (trace,) = [
             r for r in records if r.get("route") == route and r["type"] == "guardrail_trace"

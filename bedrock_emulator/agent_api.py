@@ -44,11 +44,12 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
     raw = await request.read()
 
     def describe(caller: Caller) -> Any:
-        knowledge_base.check_id(identifier)
+        kb_id = knowledge_base.from_arn(identifier)
+        knowledge_base.check_id(kb_id)
         body = parse_body(raw)
         query = _query(body)
         count, keep = _configuration(body)
-        kb = knowledge_base.find(identifier)
+        kb = knowledge_base.find(kb_id)
         if kb.status != "ACTIVE":
             raise knowledge_base.not_active(kb)
         found = [

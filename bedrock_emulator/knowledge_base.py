@@ -4,7 +4,8 @@ KBDUALNOVA is ACTIVE and searches the passages shipped in
 corpus/passages.json (Amazon Bedrock and Nova, in English and Korean);
 KBNOTREADY is still CREATING, so Retrieve on it is a ConflictException.
 Any other well-formed id is ResourceNotFoundException; an id that is not
-1 to 10 letters and digits is ValidationException.
+1 to 10 letters and digits is ValidationException. Retrieve also takes a
+knowledge base's ARN in place of its id, as Bedrock does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ DATA_SOURCE_ID = "DSDUALNOVA"
 CREATED_AT = "2025-01-06T09:00:00Z"
 EMBEDDING_MODEL = "amazon.titan-embed-text-v2:0"
 _ID = re.compile(r"[0-9a-zA-Z]{1,10}")
+# Retrieve also takes the knowledge base's ARN (botocore's KnowledgeBaseIdentifier pattern).
+_ARN = re.compile(
+    r"arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:knowledge-base/(?P<id>[0-9a-zA-Z]{10})"
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,12 @@ KNOWLEDGE_BASES = {
         NOT_READY_ID, "dualnova-kb-not-ready", "CREATING", "A knowledge base still being created."
     ),
 }
+
+
+def from_arn(identifier: str) -> str:
+    """The id a knowledge-base ARN names; any other identifier as it is."""
+    match = _ARN.fullmatch(identifier)
+    return match.group("id") if match else identifier
 
 
 def check_id(identifier: str) -> None:

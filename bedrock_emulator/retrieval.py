@@ -69,7 +69,7 @@ def rank(passages: Sequence[Passage], query: str) -> list[Scored]:
     frequency: Counter[str] = Counter()
     for document in documents:
         frequency.update(document.keys())
-    wanted = set(tokens(query))
+    wanted = sorted(set(tokens(query)))  # a fixed order: float sums do not depend on hashing
     scored = []
     for passage, document in zip(passages, documents, strict=True):
         length = sum(document.values())

@@ -257,6 +257,14 @@ def test_unknown_and_malformed_knowledge_base_ids(emulator: EmulatorHandle) -> N
     ]
 
 
+def test_retrieve_takes_the_knowledge_bases_arn(emulator: EmulatorHandle) -> None:
+    arn = f"arn:aws:bedrock:us-east-1:123456789012:knowledge-base/{KB}"
+    assert retrieve(emulator, CONTEXT_QUESTION, kb=arn) == retrieve(emulator, CONTEXT_QUESTION)
+    missing = arn.replace(KB, "KBMISSING1")
+    code, message, status = refusal(lambda: retrieve(emulator, "Nova", kb=missing))
+    assert (code, status) == ("ResourceNotFoundException", 404) and "KBMISSING1" in message
+
+
 def test_a_missing_query_is_a_validation_error(emulator: EmulatorHandle) -> None:
     runtime = client(emulator, "bedrock-agent-runtime", validate=False)
     code, message, _ = refusal(lambda: runtime.retrieve(knowledgeBaseId=KB, retrievalQuery={}))

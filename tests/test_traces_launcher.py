@@ -89,28 +89,34 @@ def launched(tmp_path: Path, up_args: list[str], **env: str) -> Iterator[Launch]
     finally:
         # Whatever the test asserted, neither up (and its stack) nor the viewer is left behind.
         if popen.poll() is None:
-            children = _children(popen.pid)
+            descendants = _descendants(popen.pid)
             os.killpg(popen.pid, signal.SIGTERM)
             try:
-                popen.wait(30)
+                popen.wait(20)
             except subprocess.TimeoutExpired:
-                for child in children:
-                    os.kill(child, signal.SIGTERM)
+                for pid in descendants:
+                    _kill(pid)
                 popen.kill()
                 popen.wait()
         for entry in launch.entries():
-            if "pid" in entry and _alive(entry["pid"]):
-                os.kill(entry["pid"], signal.SIGKILL)
+            if "pid" in entry:
+                _kill(entry["pid"])
 
 
-def _children(pid: int) -> list[int]:
-    """The direct children of `pid` (up and the viewer, for the launcher), from /proc."""
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid` (up, its stack, the viewer), from /proc; children first."""
     try:
-        return [
-            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        ]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return []
+    return [d for child in map(int, children) for d in (*_descendants(child), child)]
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _alive(pid: int) -> bool:
@@ -194,7 +200,7 @@ def test_phoenix_is_the_traces_extra_and_not_a_dependency_of_make_test() -> None
 
 
 @pytest.mark.timeout(90)
-def test_both_services_trace_to_the_viewer_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+def test_both_services_send_their_spans_to_the_viewer(tmp_path: Path) -> None:
     gateway, inference = free_port(), free_port()
     up_args = ["--pace", "0", "--gateway-port", str(gateway), "--inference-port", str(inference)]
     with launched(tmp_path, [*up_args, "--log-dir", str(tmp_path / "logs")]) as launch:
@@ -244,10 +250,26 @@ def test_both_services_trace_to_the_viewer_and_ctrl_c_stops_it(tmp_path: Path) -
         assert started["env"]["PHOENIX_HOST"] == "127.0.0.1"
         assert started["env"]["PHOENIX_PORT"] == str(launch.ui_port)
         assert started["env"]["PHOENIX_GRPC_PORT"] == str(launch.otlp_port)
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_stops_up_then_the_viewer_and_removes_its_directory(tmp_path: Path) -> None:
+    gateway = free_port()
+    up_args = ["--pace", "0", "--gateway-port", str(gateway), "--inference-port", "0"]
+    with launched(tmp_path, [*up_args, "--log-dir", str(tmp_path / "logs")]) as launch:
+        address = f"{HOST}:{gateway}"
+        wait_until(
+            lambda: launch.popen.poll() is not None or _listening(address),
+            "the gateway under up to listen",
+            timeout=40,
+        )
+        assert launch.popen.poll() is None, launch.said()
+        (started,) = [entry for entry in launch.entries() if "pid" in entry]
         working_dir = Path(started["env"]["PHOENIX_WORKING_DIR"])
         assert working_dir.is_dir()
 
-        # What a terminal's Ctrl-C does: SIGINT to the foreground process group.
+        # What a terminal's Ctrl-C does: SIGINT to the foreground process group, where
+        # the launcher is alone (up and the viewer have groups of their own).
         os.killpg(launch.popen.pid, signal.SIGINT)
         assert launch.popen.wait(40) == 0, launch.said()
         assert not _alive(started["pid"]), "the viewer outlived the launcher"

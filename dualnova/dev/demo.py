@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="dualnova-demo-") as logs:
-        stack = Stack(pace=args.pace, log_dir=Path(logs))
+        # Children in their own process groups, as under `dualnova up`: a Ctrl-C reaches the
+        # demo alone, which then stops each child once (no SIGTERM racing a SIGINT shutdown).
+        stack = Stack(pace=args.pace, log_dir=Path(logs), isolate=True)
         try:
             stack.start()
         except StackError as error:

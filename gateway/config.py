@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dualnova.pricing import PRICES_FILE, PriceTable
 from dualnova.routes import MICRO, PRO
 from dualnova.server import event_loop as loops
 from dualnova.server import tls_config, workers
@@ -189,13 +190,14 @@ UPSTREAM_TOKEN_FILE: Setting[str | None] = Setting(
     default_text="unset",
 )
 # What one DualChatRequest may hold, checked before either route starts (gateway.validation).
-# 4 MiB is gRPC's own default receive limit; the inference service's is above it.
+# 32 MiB: five documents at Bedrock's 4.5 MB each plus a few images fit (gRPC's own
+# default, 4 MiB, would refuse one such document); the transport allows twice this.
 MAX_MESSAGE_BYTES = Setting(
     "GATEWAY_MAX_MESSAGE_BYTES",
     "--max-message-bytes",
     "largest DualChatRequest, in serialized bytes, the server accepts (and largest message"
     " it sends); larger ones are refused with INVALID_ARGUMENT naming the limit",
-    default=4 * 1024 * 1024,
+    default=32 * 1024 * 1024,
     reader=as_int,
     minimum=1024,
     maximum=1024 * 1024 * 1024,
@@ -269,6 +271,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     MAX_TEXT_CHARS,
     MAX_STREAMS,
     MAX_STREAMS_PER_CALLER,
+    PRICES_FILE,
 )
 FLAGS: tuple[Flag, ...] = flags_of(SETTINGS)
 
@@ -301,6 +304,8 @@ class Settings:
     max_text_chars: int = MAX_TEXT_CHARS.default
     max_streams: int = MAX_STREAMS.default
     max_streams_per_caller: int = MAX_STREAMS_PER_CALLER.default
+    # Summary.cost_by_route and total_cost are estimated from these.
+    prices: PriceTable = PRICES_FILE.default
 
     def route_defaults(self, route: str) -> RouteDefaults:
         """The defaults of route MICRO or PRO."""
@@ -337,4 +342,5 @@ def load(env: Mapping[str, str]) -> Settings:
         max_text_chars=MAX_TEXT_CHARS.read(env),
         max_streams=MAX_STREAMS.read(env),
         max_streams_per_caller=MAX_STREAMS_PER_CALLER.read(env),
+        prices=PRICES_FILE.read(env),
     )

@@ -78,10 +78,10 @@ def test_file_reads_a_question_too_long_for_the_command_line(
     assert_answered(result.stdout, LONG_QUESTION)
 
 
-def test_five_megabytes_on_stdin_reach_the_gateway_and_its_limit_is_named(
+def test_thirty_three_megabytes_on_stdin_reach_the_gateway_and_its_limit_is_named(
     gateway: ServiceHandle, emulator: EmulatorHandle
 ) -> None:
-    question = "가" * (5 * 1024 * 1024 // 3)  # 5 MiB of UTF-8
+    question = "가" * (33 * 1024 * 1024 // 3)  # 33 MiB of UTF-8, past GATEWAY_MAX_MESSAGE_BYTES
 
     result = dualnova("chat", "--gateway", gateway.address, "-", stdin=question.encode())
 
@@ -90,7 +90,7 @@ def test_five_megabytes_on_stdin_reach_the_gateway_and_its_limit_is_named(
     (line,) = result.stderr.splitlines()
     assert re.fullmatch(
         r"dualnova: the gateway refused the request: request: \d+ bytes, more than the limit"
-        r" of 4194304 bytes \(GATEWAY_MAX_MESSAGE_BYTES\)",
+        r" of 33554432 bytes \(GATEWAY_MAX_MESSAGE_BYTES\)",
         line,
     ), line
     assert [e for e in emulator.requests() if e["operation"] == "ConverseStream"] == []

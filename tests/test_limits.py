@@ -57,30 +57,57 @@ def events(address: str, request: gateway_pb2.DualChatRequest) -> list[str]:
 # Request size, through the real processes with their default limits.
 
 
-def test_a_5_mb_dual_chat_is_refused_naming_the_limit_and_its_variable(
+def test_a_33_mib_dual_chat_is_refused_naming_the_limit_and_its_variable(
     gateway: ServiceHandle,
 ) -> None:
-    request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * 5_000_000))
+    request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * (33 * MIB)))
     error = refusal(gateway.address, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details().startswith("request: 5000")
-    assert "more than the limit of 4194304 bytes (GATEWAY_MAX_MESSAGE_BYTES)" in error.details()
+    assert error.details().startswith(f"request: {request.ByteSize()} bytes")
+    assert "more than the limit of 33554432 bytes (GATEWAY_MAX_MESSAGE_BYTES)" in error.details()
+
+
+def test_five_documents_at_bedrocks_limit_are_answered_by_pro(gateway: ServiceHandle) -> None:
+    # Bedrock takes five documents of up to 4.5 MB each: the default limits admit them all.
+    document = chat_pb2.DocumentBlock(
+        format=chat_pb2.DOCUMENT_FORMAT_TXT,
+        name="notes",
+        source=chat_pb2.MediaSource(bytes=b"x" * 4_500_000),
+    )
+    with_documents = chat_pb2.Message(
+        role=USER,
+        text="Summarize",
+        content=[
+            chat_pb2.ContentBlock(
+                document=chat_pb2.DocumentBlock(
+                    name=f"notes {n}", format=document.format, source=document.source
+                )
+            )
+            for n in range(5)
+        ],
+    )
+    request = gateway_pb2.DualChatRequest(
+        messages=turns(1, "Summarize"), pro=gateway_pb2.RouteOverride(messages=[with_documents])
+    )
+    assert request.ByteSize() > 5 * 4_500_000
+    seen = events(gateway.address, request)
+    assert "micro:stop" in seen and "pro:stop" in seen and seen[-1] == ":summary"
 
 
 def test_past_twice_the_limit_grpc_itself_cuts_the_request_off(gateway: ServiceHandle) -> None:
-    request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * (8 * MIB + 10)))
+    request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * (64 * MIB + 10)))
     error = refusal(gateway.address, request)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "larger than max" in error.details()
 
 
 def test_a_chat_over_the_inference_limit_is_refused_naming_it(inference: ServiceHandle) -> None:
-    request = inference_pb2.ChatRequest(model="micro", messages=turns(1, "x" * (9 * MIB)))
+    request = inference_pb2.ChatRequest(model="micro", messages=turns(1, "x" * (65 * MIB)))
     with grpc.insecure_channel(inference.address) as channel:
         with pytest.raises(grpc.RpcError) as raised:
             list(inference_pb2_grpc.InferenceServiceStub(channel).Chat(request, timeout=30))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "more than the limit of 8388608 bytes (INFERENCE_MAX_MESSAGE_BYTES)" in (
+    assert "more than the limit of 67108864 bytes (INFERENCE_MAX_MESSAGE_BYTES)" in (
         raised.value.details()
     )
 
@@ -89,7 +116,7 @@ def test_a_request_just_under_the_gateway_limit_is_answered(gateway: ServiceHand
     # Under the byte limit and the text limit: both routes answer (the inference
     # service's own limit is above the gateway's, so the routes' requests pass too).
     request = gateway_pb2.DualChatRequest(messages=turns(1, "한" * 160_000))
-    assert 400_000 < request.ByteSize() < 4 * MIB
+    assert 400_000 < request.ByteSize() < Settings().max_message_bytes
     seen = events(gateway.address, request)
     assert "micro:stop" in seen and "pro:stop" in seen and seen[-1] == ":summary"
 
@@ -99,15 +126,15 @@ def test_the_gateways_upstream_channel_carries_what_the_inference_service_allows
 ) -> None:
     """A gateway allowed more than the inference service: the upstream hop adds no limit of
     its own (gRPC's client default would refuse messages over 4 MiB), so a 5 MB conversation
-    is answered and a 9 MiB one is refused by the inference service, naming its variable."""
+    is answered and a 65 MiB one is refused by the inference service, naming its variable."""
 
     async def body() -> None:
         gateway = await server.start(
             Settings(
                 listen="127.0.0.1:0",
                 inference_target=inference.address,
-                max_message_bytes=16 * MIB,
-                max_text_chars=20 * MIB,
+                max_message_bytes=80 * MIB,
+                max_text_chars=80 * MIB,
             )
         )
         try:
@@ -117,7 +144,7 @@ def test_the_gateways_upstream_channel_carries_what_the_inference_service_allows
                 gateway.address, options=[("grpc.max_receive_message_length", -1)]
             ) as channel:
                 stub = gateway_pb2_grpc.GatewayStub(channel)
-                for size, ending in ((5_000_000, "stop"), (9 * MIB, "error")):
+                for size, ending in ((5_000_000, "stop"), (65 * MIB, "error")):
                     request = gateway_pb2.DualChatRequest(messages=turns(1, "x" * size))
                     events = [event async for event in stub.DualChat(request, timeout=30)]
                     ends = {

@@ -49,7 +49,7 @@ from dualnova.cli.render import (
 )
 from dualnova.cli.tools_file import ToolsFileError, read_tool_config
 from dualnova.routes import ROUTES
-from dualnova.server.content_rules import InvalidRequest
+from dualnova.server.content_rules import MAX_DOCUMENT_BYTES, MAX_IMAGE_BYTES, InvalidRequest
 from dualnova.server.conversation import validate_guardrail_config
 from dualnova.server.settings import ConfigError, environ, read_optional_str
 from dualnova.server.targets import check_target, read_target
@@ -134,7 +134,8 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="attach an image (png, jpeg, gif, webp by its first bytes; at most 3.75 MB) for"
+        help=f"attach an image (png, jpeg, gif, webp by its first bytes; at most"
+        f" {MAX_IMAGE_BYTES / 2**20:g} MB) for"
         " Pro alone: Micro is text only and gets the question's text (repeat for several)",
     )
     parser.add_argument(
@@ -143,7 +144,8 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         metavar="FILE",
         help="attach a document (pdf, csv, doc, docx, xls, xlsx, html, txt, md by its extension;"
-        " at most 4.5 MB) for Pro alone, named after the file (repeat for several)",
+        f" at most {MAX_DOCUMENT_BYTES / 2**20:g} MB) for Pro alone, named after the file"
+        " (repeat for several)",
     )
     add_tools_arguments(parser)
     parser.add_argument(
@@ -178,7 +180,11 @@ def add_parser(subparsers: Any) -> None:
         )
         group.add_argument(f"--{route}-temperature", type=temperature, metavar="T")
         group.add_argument(f"--{route}-max-tokens", type=max_tokens, metavar="N")
-        group.add_argument(f"--{route}-latency", choices=tuple(LATENCIES))
+        group.add_argument(
+            f"--{route}-latency",
+            choices=tuple(LATENCIES),
+            help=f"{route}'s latency mode instead of --latency",
+        )
     parser.add_argument(
         "--timeout",
         type=positive_seconds,

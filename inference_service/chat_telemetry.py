@@ -28,9 +28,12 @@ the trace; requestMetadata is never read here.
 Metrics, all with gen_ai.request.model and dualnova.route attributes:
 gen_ai.client.token.usage (histogram, gen_ai.token.type input/output),
 gen_ai.client.operation.duration (s, error.type when it failed),
-gen_ai.client.operation.time_to_first_chunk (s), and
-dualnova.inference.requests (count by rpc.response.status_code, including
-requests refused before Bedrock).
+gen_ai.client.operation.time_to_first_chunk (s),
+dualnova.inference.cost (histogram, {USD}: each call's estimated cost, its
+token counts times the model's price in DUALNOVA_PRICES_FILE or the built-in
+table of dualnova.pricing; no point for a model without a price; also the
+span's dualnova.cost.usd), and dualnova.inference.requests (count by
+rpc.response.status_code, including requests refused before Bedrock).
 
 The log line ("chat finished") carries the same ids, tokens, status and
 times; the prompt and the answer only with DUALNOVA_LOG_CONTENT. No prompt or
@@ -50,6 +53,8 @@ from typing import Any, Protocol
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from dualnova.chat.v1 import chat_pb2
+from dualnova.pricing import DEFAULT_PRICES, PriceTable, estimate
 from dualnova.routes import ROUTES
 from dualnova.server.telemetry import INSTRUMENTATION_NAME, ROUTE_ATTRIBUTE, ROUTE_METADATA_KEY
 from inference_service.bedrock import (
@@ -108,7 +113,9 @@ def call_route(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
 class UsageSink(Protocol):
     """Something else that wants each call's token usage (the CloudWatch publisher)."""
 
-    def record(self, model_id: str, route: str, usage: UsageReport) -> None: ...
+    def record(
+        self, model_id: str, route: str, usage: UsageReport, cost_usd: float | None = None
+    ) -> None: ...
 
 
 class ChatCall:
@@ -282,8 +289,11 @@ class ChatCall:
 class ChatTelemetry:
     """Spans and instruments for Chat calls; one per server, over the global providers."""
 
-    def __init__(self, usage_sink: UsageSink | None = None) -> None:
+    def __init__(
+        self, usage_sink: UsageSink | None = None, prices: PriceTable = DEFAULT_PRICES
+    ) -> None:
         self._sink = usage_sink
+        self._prices = prices
         self._tracer = trace.get_tracer(INSTRUMENTATION_NAME)
         meter = metrics.get_meter(INSTRUMENTATION_NAME)
         self._tokens = meter.create_histogram(
@@ -303,6 +313,12 @@ class ChatTelemetry:
             unit="s",
             description="From the Chat call's start to Bedrock's first text delta.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
+        self._cost = meter.create_histogram(
+            "dualnova.inference.cost",
+            unit="{USD}",
+            description="Estimated US dollars per Bedrock call: its tokens times the configured"
+            " prices (an estimate, not the bill).",
         )
         self._requests = meter.create_counter(
             "dualnova.inference.requests",
@@ -366,6 +382,9 @@ class ChatTelemetry:
             first_chunk_s = call.first_token_at - call.started
             span.set_attribute("gen_ai.response.time_to_first_chunk", first_chunk_s)
         usage = call.usage
+        cost = None if usage is None else self.cost_usd(model_id, usage)
+        if cost is not None:
+            span.set_attribute("dualnova.cost.usd", cost)
         if usage is not None:
             span.set_attributes(
                 {
@@ -392,8 +411,25 @@ class ChatTelemetry:
         if usage is not None:
             self._tokens.record(usage.input_tokens, {**common, "gen_ai.token.type": "input"})
             self._tokens.record(usage.output_tokens, {**common, "gen_ai.token.type": "output"})
+            if cost is not None:
+                self._cost.record(cost, common)
             if self._sink is not None:
-                self._sink.record(model_id, call.route, usage)
+                self._sink.record(model_id, call.route, usage, cost)
+
+    def cost_usd(self, model_id: str, usage: UsageReport) -> float | None:
+        """The call's estimated total in US dollars; None for a model without a price."""
+        cost = estimate(
+            self._prices,
+            model_id,
+            chat_pb2.Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+                cache_read_input_tokens=usage.cache_read_input_tokens,
+                cache_write_input_tokens=usage.cache_write_input_tokens,
+            ),
+        )
+        return None if cost is None else cost.total_usd
 
 
 # ConverseStream's inferenceConfig fields -> the GenAI request attributes they become.

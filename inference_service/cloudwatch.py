@@ -13,8 +13,10 @@ Metrics (namespace DUALNOVA_CLOUDWATCH_NAMESPACE, unit Count, dimensions
 ModelId and Route, one datum per flush as SampleCount/Sum/Minimum/Maximum so
 SampleCount is the number of calls): InputTokenCount, OutputTokenCount,
 TotalTokenCount, and CacheReadInputTokenCount / CacheWriteInputTokenCount for
-calls that read or wrote the prompt cache. Route is micro or pro for calls
-from the gateway, `direct` for calls without one.
+calls that read or wrote the prompt cache; beside them EstimatedCostUSD (unit
+None, US dollars: the call's tokens times the configured prices, an estimate,
+for models with a price). Route is micro or pro for calls from the gateway,
+`direct` for calls without one.
 
 This is the service's only CloudWatch caller, kept apart from the bedrock
 package (which never calls CloudWatch); the client honours
@@ -42,6 +44,7 @@ from dualnova.server.telemetry import INSTRUMENTATION_NAME
 from inference_service.bedrock import UsageReport
 
 __all__ = [
+    "COST_METRIC",
     "HEALTH_NAME",
     "MAX_DATA_PER_CALL",
     "METRICS",
@@ -64,6 +67,8 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("CacheWriteInputTokenCount", "cache_write_input_tokens"),
 )
 _ONLY_WHEN_USED = frozenset({"cache_read_input_tokens", "cache_write_input_tokens"})
+# The estimated cost per call, in US dollars (CloudWatch has no currency unit).
+COST_METRIC = "EstimatedCostUSD"
 
 StateListener = Callable[[bool, str], Awaitable[None]]
 
@@ -75,6 +80,8 @@ class Sample:
     model_id: str
     route: str
     usage: UsageReport
+    # Estimated US dollars; None when the model has no price.
+    cost_usd: float | None = None
 
 
 def build_client(region: str | None) -> Any:
@@ -92,20 +99,26 @@ def build_client(region: str | None) -> Any:
 def metric_data(samples: Iterable[Sample], timestamp: datetime.datetime) -> list[dict[str, Any]]:
     """PutMetricData items: one statistic set per (metric, model, route) over `samples`."""
     stats: dict[tuple[str, str, str], list[float]] = {}
+
+    def add(metric: str, sample: Sample, value: float) -> None:
+        key = (metric, sample.model_id, sample.route)
+        entry = stats.get(key)
+        if entry is None:
+            stats[key] = [1, value, value, value]
+        else:
+            entry[0] += 1
+            entry[1] += value
+            entry[2] = min(entry[2], value)
+            entry[3] = max(entry[3], value)
+
     for sample in samples:
         for metric, field_name in METRICS:
             value = float(getattr(sample.usage, field_name))
             if field_name in _ONLY_WHEN_USED and value == 0:
                 continue
-            key = (metric, sample.model_id, sample.route)
-            entry = stats.get(key)
-            if entry is None:
-                stats[key] = [1, value, value, value]
-            else:
-                entry[0] += 1
-                entry[1] += value
-                entry[2] = min(entry[2], value)
-                entry[3] = max(entry[3], value)
+            add(metric, sample, value)
+        if sample.cost_usd is not None:
+            add(COST_METRIC, sample, sample.cost_usd)
     return [
         {
             "MetricName": metric,
@@ -120,7 +133,7 @@ def metric_data(samples: Iterable[Sample], timestamp: datetime.datetime) -> list
                 "Minimum": low,
                 "Maximum": high,
             },
-            "Unit": "Count",
+            "Unit": "None" if metric == COST_METRIC else "Count",
             "StorageResolution": 60,
         }
         for (metric, model_id, route), (count, total, low, high) in stats.items()
@@ -156,12 +169,15 @@ class CloudWatchPublisher:
             description="Usage samples that never reached CloudWatch, by reason.",
         )
 
-    def record(self, model_id: str, route: str, usage: UsageReport) -> None:
-        """Queue one call's usage; never blocks, never raises. Drops (and counts) when full."""
+    def record(
+        self, model_id: str, route: str, usage: UsageReport, cost_usd: float | None = None
+    ) -> None:
+        """Queue one call's usage (and estimated cost); never blocks, never raises. Drops (and
+        counts) when full."""
         if len(self._pending) >= self._max_queue:
             self._drop(1, "queue_full")
             return
-        self._pending.append(Sample(model_id, route, usage))
+        self._pending.append(Sample(model_id, route, usage, cost_usd))
 
     async def start(self) -> None:
         """Report the health name as SERVING (nothing has failed yet) and start flushing."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dualnova.pricing import PRICES_FILE, PriceTable
 from dualnova.routes import MICRO, PRO, ROUTES
 from dualnova.server import event_loop as loops
 from dualnova.server import tls_config, workers
@@ -299,6 +300,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     CLOUDWATCH_INTERVAL,
     CLOUDWATCH_QUEUE,
     KNOWLEDGE_BASE,
+    PRICES_FILE,
     LOG_CONTENT,
     WORKERS,
     loops.SETTING,
@@ -343,6 +345,8 @@ class Settings:
     cloudwatch_interval_s: float = CLOUDWATCH_INTERVAL.default
     cloudwatch_queue_size: int = CLOUDWATCH_QUEUE.default
     knowledge_base_id: str | None = KNOWLEDGE_BASE.default
+    # Model prices for the estimated-cost metric (dualnova.pricing).
+    prices: PriceTable = PRICES_FILE.default
     log_content: bool = LOG_CONTENT.default
     workers: int = WORKERS.default
     event_loop: str = loops.SETTING.default
@@ -393,6 +397,7 @@ def load(env: Mapping[str, str]) -> Settings:
         cloudwatch_interval_s=CLOUDWATCH_INTERVAL.read(env),
         cloudwatch_queue_size=CLOUDWATCH_QUEUE.read(env),
         knowledge_base_id=KNOWLEDGE_BASE.read(env),
+        prices=PRICES_FILE.read(env),
         log_content=LOG_CONTENT.read(env),
         workers=WORKERS.read(env),
         event_loop=loops.read(env),

@@ -97,7 +97,7 @@ async def start(
             settings,
             runtime,
             outcomes=health.runtime,
-            telemetry=ChatTelemetry(publisher),
+            telemetry=ChatTelemetry(publisher, settings.prices),
             knowledge_bases=knowledge_bases,
         ),
         server,

@@ -89,7 +89,7 @@ def test_a_document_reaches_pro_named_after_its_file(
 @pytest.mark.parametrize(
     ("option", "content", "name", "says"),
     [
-        ("--image", b"GIF7 not quite", "x.gif", "not a png, jpeg, gif, webp image"),
+        ("--image", b"GIF7 not quite", "x.gif", "not a png, jpeg, gif or webp image"),
         ("--image", b"\x89PNG" + b"\x00" * 3_932_160, "big.png", "3932164 bytes, more than"),
         ("--document", b"data", "notes.rtf", "unknown document format .rtf; Bedrock takes pdf"),
         ("--document", b"", "empty.txt", "the file is empty"),
@@ -215,7 +215,11 @@ def test_the_live_view_shows_the_tool_call_and_its_input(
     [
         ("[]", None, "must be a JSON list of at least one tool"),
         ("{not json", None, "is not valid JSON"),
-        (json.dumps([{"name": "get weather", "input_schema": WEATHER_SCHEMA}]), None, "tool 0"),
+        (
+            json.dumps([{"name": "get weather", "input_schema": WEATHER_SCHEMA}]),
+            None,
+            "tool 1 (get weather) name: must be",
+        ),
         (
             json.dumps([{"name": "x", "input_schema": {"type": "string"}}]),
             None,

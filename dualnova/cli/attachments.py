@@ -71,7 +71,7 @@ def image_block(path: str) -> chat_pb2.ImageBlock:
     name = _image_format(data)
     if name is None:
         raise AttachmentError(
-            f"--image {path}: not a {', '.join(IMAGE_FORMATS.values())} image"
+            f"--image {path}: not a {_either(list(IMAGE_FORMATS.values()))} image"
             " (judged by its first bytes)"
         )
     block = chat_pb2.ImageBlock(
@@ -111,6 +111,10 @@ def document_name(path: str) -> str:
     name = _NOT_NAME.sub("-", Path(path).stem)
     name = re.sub(" +", " ", name).strip()[:_NAME_LIMIT].strip()
     return name if re.search("[A-Za-z0-9]", name) else "document"
+
+
+def _either(names: list[str]) -> str:
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _image_format(data: bytes) -> str | None:

@@ -4,7 +4,7 @@ The file is a JSON list of tools, each {"name", "description", "input_schema"},
 or Bedrock's own shape, [{"toolSpec": {"name", "description", "inputSchema":
 {"json": {...}}}}], so a tool list written for the Converse API works as it is.
 The config is checked by the services' own rules (validate_tool_config), and
-a problem is one line naming the file and the tool.
+a problem is one line naming the file and the tool (counted from 1, with its name).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def read_tool_config(path: str, choice: str | None = None) -> chat_pb2.ToolConfi
     if not isinstance(listed, list) or not listed:
         raise ToolsFileError(f"--tools {path}: must be a JSON list of at least one tool")
     config = chat_pb2.ToolConfig(
-        tools=[_tool(item, f"--tools {path}: tool {index}") for index, item in enumerate(listed)]
+        tools=[
+            _tool(item, f"--tools {path}: tool {index + 1}") for index, item in enumerate(listed)
+        ]
     )
     if choice is not None:
         mode = _MODES.get(choice, chat_pb2.TOOL_CHOICE_MODE_TOOL)
@@ -99,5 +101,5 @@ def _where(error: InvalidRequest, config: chat_pb2.ToolConfig) -> str:
         if error.field.startswith(f"tools.tools[{index}]"):
             part = error.field.removeprefix(f"tools.tools[{index}]").removeprefix(".")
             label = {"input_schema_json": "input_schema"}.get(part, part)
-            return f"tool {index} ({tool.name}) {label}".rstrip()
+            return f"tool {index + 1} ({tool.name}) {label}".rstrip()
     return "the tools"

@@ -424,7 +424,11 @@ def test_tool_calls_show_in_the_repl_as_in_chat(
     tools.write_text(json.dumps([{"name": "get_weather", "input_schema": WEATHER_SCHEMA}]))
 
     result = run_piped(
-        "--gateway", gateway.address, "--tools", str(tools), stdin="Ask get_weather.\n"
+        "--gateway",
+        gateway.address,
+        "--tools",
+        str(tools),
+        stdin=f"Ask get_weather, then explain.\n{SECOND}\n",
     )
 
     assert result.returncode == 0, result.stderr
@@ -439,6 +443,9 @@ def test_tool_calls_show_in_the_repl_as_in_chat(
         assert f"[{route}] (stopped: tool_use)" in lines
     for entry in calls(emulator)[0].values():
         assert entry["body"]["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
+    # The answer's two text blocks carry on as one turn, a line apart; the call is not resent.
+    (said,) = asked(emulator)[1]["micro"][1]["content"]
+    assert said == {"text": "I will call get_weather.\nAfter the result, I will explain."}
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ class RouteState:
     """Everything one route has sent so far."""
 
     model_id: str = ""
-    # All of the route's text blocks, one after another (what a conversation carries on).
+    # The route's text blocks, a line break between two (what a conversation carries on).
     text: str = ""
     # The answer's blocks in arrival order: (block index, its text) or a tool call.
     parts: list[tuple[int, str] | ToolCall] = field(default_factory=list)
@@ -123,12 +123,14 @@ class RouteState:
         return [part for part in self.parts if isinstance(part, ToolCall)]
 
     def add_text(self, delta: chat_pb2.Delta) -> None:
-        self.text += delta.text
         last = self.parts[-1] if self.parts else None
         if isinstance(last, tuple) and last[0] == delta.content_block_index:
             self.parts[-1] = (last[0], last[1] + delta.text)
         else:
+            if self.text and not self.text.endswith("\n"):
+                self.text += "\n"  # a new block after a tool call: its own line
             self.parts.append((delta.content_block_index, delta.text))
+        self.text += delta.text
 
     def tool_call(self, index: int) -> ToolCall | None:
         """The tool call in block `index`, if one started there."""
@@ -625,17 +627,19 @@ def _answer_text(route: RouteState) -> Text:
     text = Text()
     for part in route.parts:
         if isinstance(part, ToolCall):
-            if text.plain and not text.plain.endswith("\n"):
-                text.append("\n")
-            text.append(part.line() + "\n", style="cyan")
+            _own_line(text, part.line(), "cyan")
         else:
             text.append(part[1])
     if route.guardrail is not None and route.guardrail.intervened:
-        if text.plain and not text.plain.endswith("\n"):
-            text.append("\n")
-        text.append(guardrail_line(route.guardrail), style="magenta")
+        _own_line(text, guardrail_line(route.guardrail), "magenta")
     text.rstrip()
     return text
+
+
+def _own_line(text: Text, line: str, style: str) -> None:
+    if text.plain and not text.plain.endswith("\n"):
+        text.append("\n")
+    text.append(line + "\n", style=style)
 
 
 def _status_line(state: ChatState, route: RouteState) -> Text | None:

@@ -24,6 +24,7 @@ from processes import SERVICE_DEFAULTS
 from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from inference_service.bedrock import RETRIEVE_ERROR_CODES
 from inference_service.grounding import INSTRUCTION
 from inference_service.server import UPSTREAM_REFUSAL
 
@@ -483,3 +484,13 @@ def test_a_document_without_citations_is_sent_as_before(
     ]
     assert "citations" not in sent_document
     assert "citation" not in kinds(events)
+
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("code", sorted(RETRIEVE_ERROR_CODES))
+def test_the_readme_lists_each_retrieve_error_as_the_table_maps_it(code: str) -> None:
+    status, phrase = RETRIEVE_ERROR_CODES[code]
+    rows = [line for line in README.splitlines() if line.startswith(f"| `{code}`")]
+    assert any(row.endswith(f"| `{status.name}` | {phrase} |") for row in rows), rows

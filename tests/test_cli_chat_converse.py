@@ -15,7 +15,7 @@ from typing import Any
 
 import pexpect
 import pytest
-from cli_chat_support import dualnova, on_terminal, table_rows
+from cli_chat_support import MODELS, dualnova, on_terminal, table_rows
 from converse_support import WEATHER_INPUT, WEATHER_SCHEMA, bodies, fragments, png
 
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
@@ -208,6 +208,28 @@ def test_the_live_view_shows_the_tool_call_and_its_input(
 
     assert len(re.findall(rf"tool call get_weather\(id {TOOL_USE_ID.pattern}\)", screen)) >= 2
     assert WEATHER_INPUT in screen
+
+
+def test_the_live_view_grows_the_tool_input_as_its_fragments_arrive(
+    gateway: ServiceHandle, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    # Pro's fragments come a while apart, so the screen is redrawn between them.
+    emulator.add_fault(kind="slow", model=MODELS["pro"], delay_ms=200)
+    tools = write_tools(tmp_path, WEATHER)
+    with on_terminal(
+        "chat", "--gateway", gateway.address, "--tools", tools, ASK, columns=240
+    ) as child:
+        child.expect(pexpect.EOF)
+        screen = ANSI.sub("", child.before)
+        child.close()
+        assert child.exitstatus == 0
+
+    shown = re.findall(r"tool call get_weather\(id tooluse_[0-9a-f]{16}\) ?([^ │]*)", screen)
+    assert shown and set(shown) <= {WEATHER_INPUT[:n] for n in range(len(WEATHER_INPUT) + 1)}
+    partial = {text for text in shown if 0 < len(text) < len(WEATHER_INPUT)}
+    assert partial, shown  # seen before it was whole
+    assert all(len(text) % 7 == 0 for text in partial), partial  # whole fragments of 7
+    assert WEATHER_INPUT in shown
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,29 @@ def test_an_attachment_bedrock_would_refuse_is_a_usage_error_naming_the_file(
     assert says in line
 
 
+@pytest.mark.parametrize(
+    ("option", "count", "name", "says"),
+    [
+        ("--image", 21, "i{}.png", "--image: 21 images, more than Bedrock's 20"),
+        ("--document", 6, "d{}.txt", "--document: 6 documents, more than Bedrock's 5"),
+    ],
+)
+def test_more_attachments_than_bedrock_takes_is_a_usage_error(
+    tmp_path: Path, option: str, count: int, name: str, says: str
+) -> None:
+    args = []
+    for index in range(count):
+        path = tmp_path / name.format(index)
+        path.write_bytes(png(1, 1))
+        args += [option, str(path)]
+    closed = f"127.0.0.1:{free_port()}"
+
+    result = dualnova("chat", "--gateway", closed, *args, "hello?")
+
+    assert result.returncode == 2
+    assert result.stderr == f"dualnova chat: {says}\n"
+
+
 def test_a_missing_attachment_is_a_usage_error() -> None:
     closed = f"127.0.0.1:{free_port()}"
 

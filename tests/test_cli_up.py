@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,14 +29,24 @@ from gateway_client import ask, dual_chat
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
 
+from dualnova.chat.v1 import chat_pb2
+from dualnova.cli.up import KNOWLEDGE_BASE_VARIABLE, chosen_knowledge_base
 from dualnova.dev import restarts
 from dualnova.dev.follow import LogFollower
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
+from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("bedrock_emulator", "inference_service", "gateway")
 BANNER_END = r"chat --gateway (\S+) "
 WAIT_S = 45
+# The clients the inference service builds for Bedrock, Knowledge Bases included.
+BEDROCK_ENDPOINTS = (
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AWS_ENDPOINT_URL_BEDROCK",
+    "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME",
+    "AWS_ENDPOINT_URL_BEDROCK_AGENT",
+)
 
 
 @dataclass
@@ -157,6 +168,21 @@ def _answers(gateway: str) -> bool:
     return set(result.routes) == {"micro", "pro"} and all(
         route.error is None and route.text for route in result.routes.values()
     )
+
+
+def _retrieve(inference: str, query: str) -> chat_pb2.Retrieval:
+    """InferenceService/Retrieve with a grounding that names no knowledge base: the default."""
+    request = inference_pb2.RetrieveRequest(grounding=chat_pb2.Grounding(), query=query)
+    with grpc.insecure_channel(inference) as channel:
+        stub = inference_pb2_grpc.InferenceServiceStub(channel)
+        response: inference_pb2.RetrieveResponse = stub.Retrieve(request, timeout=10)
+    return response.retrieval
+
+
+def _emulator_requests(url: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{url}/_emulator/requests", timeout=10) as response:
+        requests: list[dict[str, object]] = json.loads(response.read())
+    return requests
 
 
 FAST = ("--pace", "0", "--inference-port", "0", "--gateway-port", "0")
@@ -390,11 +416,124 @@ def test_real_bedrock_runs_no_emulator_and_gives_the_services_the_default_chain(
             "AWS_PROFILE": "dualnova-local",
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+        # No knowledge base unless asked for: the emulator's id means nothing on real Bedrock.
+        assert seen[KNOWLEDGE_BASE_VARIABLE] == ""
+        assert _banner_value(banner, "knowledge base") == "none"
 
         assert _answers(gateway)
         streams = [r for r in emulator.requests() if r["operation"] == "ConverseStream"]
         assert {r["access_key"] for r in streams} == {"AKIAPROFILE0000LOCAL"}
         assert up.press_ctrl_c() == 0
+
+
+def test_up_grounds_in_the_emulators_knowledge_base_and_sends_nothing_to_aws(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: the knowledge base calls go to up's emulator, and grounding needs no flag.
+
+    Every Bedrock endpoint of the inference service is the emulator's (a Retrieve
+    sent to AWS with the emulator's fake keys would fail, or worse), and
+    DUALNOVA_KNOWLEDGE_BASE_ID is the emulator's built-in KBDUALNOVA.
+    """
+    env = up_env(tmp_path, **{KNOWLEDGE_BASE_VARIABLE: ""})
+    with up_in_terminal(
+        *FAST, "--log-dir", str(tmp_path / "logs"), tmp_path=tmp_path, env=env
+    ) as up:
+        up.child.expect(BANNER_END)
+        up.child.expect(r"--service knowledge-base\r\n")
+        banner = up.output()
+        emulator = _banner_value(banner, "bedrock emulator")
+        inference = _banner_value(banner, "inference service")
+        assert _banner_value(banner, "knowledge base") == "KBDUALNOVA", banner
+
+        seen = _environment_of(up.children()["inference_service"])
+        assert seen[KNOWLEDGE_BASE_VARIABLE] == "KBDUALNOVA"
+        endpoints = {key: value for key, value in seen.items() if key.startswith("AWS_ENDPOINT")}
+        assert endpoints == {variable: emulator for variable in BEDROCK_ENDPOINTS}
+
+        retrieval = _retrieve(inference, "What is Amazon Nova Micro?")
+        assert retrieval.knowledge_base_id == "KBDUALNOVA" and retrieval.passages
+        retrieves = [r for r in _emulator_requests(emulator) if r["operation"] == "Retrieve"]
+        assert [r["model_id"] for r in retrieves] == ["KBDUALNOVA"]
+
+        # The banner's knowledge-base health command, run as printed.
+        health_line = re.search(
+            r"^  (.+ health --addr \S+ --service knowledge-base)$", banner, re.MULTILINE
+        )
+        assert health_line is not None, banner
+        health = subprocess.run(
+            shlex.split(health_line.group(1)),
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert health.returncode == 0, health.stderr
+        assert "SERVING" in health.stdout
+        assert up.press_ctrl_c() == 0
+
+
+def test_knowledge_base_none_leaves_the_service_without_one_whatever_the_environment(
+    tmp_path: Path,
+) -> None:
+    """--knowledge-base none: an inherited DUALNOVA_KNOWLEDGE_BASE_ID does not reach the service."""
+    env = up_env(tmp_path, **{KNOWLEDGE_BASE_VARIABLE: "KBNOTREADY"})
+    with up_in_terminal(
+        *FAST,
+        "--knowledge-base",
+        "none",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        tmp_path=tmp_path,
+        env=env,
+    ) as up:
+        up.child.expect(BANNER_END)
+        up.child.expect(r"--all\r\n")
+        banner = up.output()
+        assert _banner_value(banner, "knowledge base") == "none", banner
+        assert "--service knowledge-base" not in banner
+        inference = _banner_value(banner, "inference service")
+        assert _environment_of(up.children()["inference_service"])[KNOWLEDGE_BASE_VARIABLE] == ""
+
+        with pytest.raises(grpc.RpcError) as refused:
+            _retrieve(inference, "What is Amazon Nova Micro?")
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert KNOWLEDGE_BASE_VARIABLE in str(refused.value.details())
+        assert up.press_ctrl_c() == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "environment", "default", "expected"),
+    [
+        (None, {}, "KBDUALNOVA", "KBDUALNOVA"),  # the emulator's
+        (None, {}, None, None),  # --real-bedrock: none
+        (None, {KNOWLEDGE_BASE_VARIABLE: " KBNOTREADY "}, "KBDUALNOVA", "KBNOTREADY"),
+        (None, {KNOWLEDGE_BASE_VARIABLE: "ABCDE12345"}, None, "ABCDE12345"),
+        (None, {KNOWLEDGE_BASE_VARIABLE: ""}, "KBDUALNOVA", "KBDUALNOVA"),  # empty is unset
+        ("ABCDE12345", {KNOWLEDGE_BASE_VARIABLE: "KBNOTREADY"}, "KBDUALNOVA", "ABCDE12345"),
+        ("none", {KNOWLEDGE_BASE_VARIABLE: "KBNOTREADY"}, "KBDUALNOVA", None),
+    ],
+)
+def test_the_knowledge_base_is_the_flag_then_the_environment_then_the_default(
+    flag: str | None, environment: dict[str, str], default: str | None, expected: str | None
+) -> None:
+    assert chosen_knowledge_base(flag, environment, default) == expected
+
+
+@pytest.mark.parametrize("value", ["KBDUALNOVA1", "KB-DUALNOV"])
+def test_a_malformed_knowledge_base_id_exits_2_naming_the_flag(value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dualnova.cli.main", "up", "--knowledge-base", value],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert result.returncode == 2
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("dualnova up: error: argument --knowledge-base: expected a knowledge")
+    assert repr(value) in last and result.stdout == ""
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,11 @@ stops the gateway, the inference service(s) and the emulator, in that order.
   the one gateway, which balances over them round robin.
 - `--real-bedrock` runs no emulator: the inference service uses this
   environment's AWS credential chain and region, as deployed (paid calls).
+- `--knowledge-base ID` is the inference service's DUALNOVA_KNOWLEDGE_BASE_ID
+  (grounded chats retrieve from it; its state is the knowledge-base health
+  name). Unless given: the environment's variable, else the emulator's
+  KBDUALNOVA, or none on real Bedrock (a real knowledge base costs money and
+  needs its id); `none` for none.
 
 Exit status: 0 stopped on a signal with every process stopped cleanly; 1 a port
 was taken, a process did not start (or could not be restarted), or one did not
@@ -30,9 +35,12 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from dualnova.server.content_rules import KNOWLEDGE_BASE_ID
 
 if TYPE_CHECKING:
     from dualnova.dev.stack import Stack
@@ -45,6 +53,10 @@ DEFAULT_PACE = 1.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _POLL_S = 0.5
 _SAMPLE_QUESTION = "What is Amazon Bedrock?"
+# The inference service's variable (inference_service.config.KNOWLEDGE_BASE; that
+# module is not imported here, up starts the service rather than configuring it).
+KNOWLEDGE_BASE_VARIABLE = "DUALNOVA_KNOWLEDGE_BASE_ID"
+NO_KNOWLEDGE_BASE = "none"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -110,6 +122,14 @@ def add_parser(subparsers: Any) -> None:
         help="no emulator: the inference service calls Amazon Bedrock with this environment's"
         " AWS credential chain and region (paid inference; see the README)",
     )
+    parser.add_argument(
+        "--knowledge-base",
+        type=_knowledge_base,
+        metavar="ID",
+        help=f"the Bedrock Knowledge Base grounded chats retrieve from ({KNOWLEDGE_BASE_VARIABLE}"
+        f" of the inference service), or {NO_KNOWLEDGE_BASE!r} (default: {KNOWLEDGE_BASE_VARIABLE}"
+        " from the environment, else the emulator's KBDUALNOVA; none with --real-bedrock)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -118,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         # The development launcher: in a source checkout, never in the container image.
         from dualnova.dev.follow import LogFollower
         from dualnova.dev.restarts import GaveUp, Keeper
-        from dualnova.dev.stack import Stack, StackError
+        from dualnova.dev.stack import EMULATOR_KNOWLEDGE_BASE, Stack, StackError
     except ImportError:
         print(
             f"{PROG}: the local stack is not installed here (it is left out of the"
@@ -134,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
     if taken is not None:
         print(f"{PROG}: {taken}", file=sys.stderr)
         return EXIT_FAILED
+    knowledge_base = chosen_knowledge_base(
+        args.knowledge_base, os.environ, None if args.real_bedrock else EMULATOR_KNOWLEDGE_BASE
+    )
     try:
         log_dir = _run_directory(args.log_dir)
     except OSError as error:
@@ -145,7 +168,11 @@ def run(args: argparse.Namespace) -> int:
         inference_port=args.inference_port or None,
         gateway_port=args.gateway_port or None,
         log_dir=log_dir,
-        inference_env=_shutdown_delay("INFERENCE_SHUTDOWN_DELAY"),
+        inference_env={
+            **_shutdown_delay("INFERENCE_SHUTDOWN_DELAY"),
+            # Empty for none: the service reads it as unset, and no inherited value leaks in.
+            KNOWLEDGE_BASE_VARIABLE: knowledge_base or "",
+        },
         gateway_env=_shutdown_delay("GATEWAY_SHUTDOWN_DELAY"),
         replicas=args.replicas,
         real_bedrock=args.real_bedrock,
@@ -165,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     status = EXIT_OK
     try:
         stack.start()
-        _announce(stack, log_dir, following=follower is not None)
+        _announce(stack, log_dir, knowledge_base, following=follower is not None)
         keeper = Keeper(stack.parts, lambda line: print(f"{PROG}: {line}", file=sys.stderr))
         while True:
             keeper.check()
@@ -250,12 +277,24 @@ def _run_directory(chosen: Path | None) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"dualnova-up-{stamp}-"))
 
 
+def chosen_knowledge_base(
+    flag: str | None, env: Mapping[str, str], default: str | None
+) -> str | None:
+    """--knowledge-base, else the environment's (as the service would read it), else `default`.
+
+    None is no knowledge base (--knowledge-base none, or no default).
+    """
+    if flag is not None:
+        return None if flag == NO_KNOWLEDGE_BASE else flag
+    return env.get(KNOWLEDGE_BASE_VARIABLE, "").strip() or default
+
+
 def _shutdown_delay(variable: str) -> dict[str, str]:
     """Nobody balances over a laptop: stop at once, unless the environment asks for a delay."""
     return {variable: os.environ.get(variable, "0")}
 
 
-def _announce(stack: Stack, log_dir: Path, *, following: bool) -> None:
+def _announce(stack: Stack, log_dir: Path, knowledge_base: str | None, *, following: bool) -> None:
     gateway = stack.gateway.address
     if stack.real_bedrock:
         where = f"Amazon Bedrock, {_aws_region()}, the default AWS credential chain"
@@ -263,17 +302,28 @@ def _announce(stack: Stack, log_dir: Path, *, following: bool) -> None:
     else:
         bedrock = f"  bedrock emulator   {stack.emulator.url}\n"
     inference = "".join(f"  {replica.name:<19}{replica.address}\n" for replica in stack.replicas)
+    if knowledge_base is None:
+        grounding = f"{NO_KNOWLEDGE_BASE} (--knowledge-base ID grounds chats in one)"
+    else:
+        grounding = f"{knowledge_base} (grounded chats retrieve from it by default)"
     shown = "followed below" if following else "--logs follows them here"
     dualnova = _dualnova_command()
+    knowledge_base_health = (
+        ""
+        if knowledge_base is None
+        else f"\n  {dualnova} health --addr {stack.inference.address} --service knowledge-base"
+    )
     _say(
         f"DualNova is up (Ctrl-C stops it):\n"
         f"{bedrock}"
         f"{inference}"
         f"  gateway            {gateway}\n"
+        f"  knowledge base     {grounding}\n"
         f"  logs               {log_dir} ({shown})\n"
         "Try:\n"
         f'  {dualnova} chat --gateway {gateway} "{_SAMPLE_QUESTION}"\n'
         f"  {dualnova} health --addr {gateway} --all"
+        f"{knowledge_base_health}"
     )
 
 
@@ -322,6 +372,15 @@ def _replicas(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise argparse.ArgumentTypeError(f"expected a number of replicas 1-64, got {value!r}")
     return int(value)
+
+
+def _knowledge_base(value: str) -> str:
+    if value == NO_KNOWLEDGE_BASE or KNOWLEDGE_BASE_ID.fullmatch(value) is not None:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"expected a knowledge base id (10 letters or digits) or {NO_KNOWLEDGE_BASE!r},"
+        f" got {value!r}"
+    )
 
 
 def _pace(value: str) -> float:

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import grpc
 
+from bedrock_emulator.knowledge_base import ACTIVE_ID
 from dualnova.server.ports import check_free
 from dualnova.server.settings import ConfigError
 
@@ -48,6 +49,17 @@ EMULATOR_CREDENTIALS = {
     "AWS_EC2_METADATA_DISABLED": "true",
 }
 _AWS_VARIABLES_TO_DROP = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE")
+# The endpoint variables of the Bedrock clients the emulator serves, all on its one port:
+# bedrock-runtime (Converse), bedrock (model probes), bedrock-agent-runtime (Retrieve)
+# and bedrock-agent (GetKnowledgeBase).
+EMULATED_ENDPOINTS = (
+    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+    "AWS_ENDPOINT_URL_BEDROCK",
+    "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME",
+    "AWS_ENDPOINT_URL_BEDROCK_AGENT",
+)
+# The emulator's built-in knowledge base (ACTIVE, its corpus): what `dualnova up` grounds with.
+EMULATOR_KNOWLEDGE_BASE = ACTIVE_ID
 
 
 class StackError(RuntimeError):
@@ -235,11 +247,14 @@ class EmulatorHandle:
         return self._process.stop()
 
     def aws_env(self) -> dict[str, str]:
-        """What a boto3 program needs to talk to this emulator instead of AWS."""
+        """What a boto3 program needs to talk to this emulator instead of AWS.
+
+        Every client the inference service builds gets the emulator's URL, the
+        Knowledge Base ones too: one left out would call real AWS with fake keys.
+        """
         return {
             **EMULATOR_CREDENTIALS,
-            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
-            "AWS_ENDPOINT_URL_BEDROCK": self.url,
+            **{variable: self.url for variable in EMULATED_ENDPOINTS},
         }
 
     def requests(self) -> list[dict[str, Any]]:

@@ -17,8 +17,8 @@ from dualnova.chat.v1 import chat_pb2
 from dualnova.inference.v1 import inference_pb2
 from dualnova.server.conversation import (
     InvalidRequest,
-    last_user_text,
     media_blocks,
+    validate_grounded_messages,
     validate_grounding,
     validate_guardrail_config,
     validate_inference_config,
@@ -64,10 +64,7 @@ def validate(request: inference_pb2.ChatRequest, settings: Settings) -> str:
             raise InvalidRequest("retrieval", "set grounding or retrieval, not both")
         validate_grounding(request.grounding)
         knowledge_base_of(request.grounding, settings)
-        if not last_user_text(request.messages).strip():
-            raise InvalidRequest(
-                "grounding", "the last user turn has no text to retrieve with (the query)"
-            )
+        validate_grounded_messages(request.messages)
     elif request.HasField("retrieval"):
         validate_retrieval(request.retrieval)
     return model_id

@@ -384,6 +384,55 @@ def test_a_bad_grounded_chat_is_refused_naming_the_field_before_bedrock(
     assert events == [] and emulator.requests() == []
 
 
+def test_a_grounded_chat_needs_a_query_retrieve_takes(
+    kb_stub: inference_pb2_grpc.InferenceServiceStub, emulator: EmulatorHandle
+) -> None:
+    long = inference_pb2.ChatRequest(
+        model="micro",
+        messages=[chat_pb2.Message(role=USER, text="Nova " * 4001)],
+        grounding=chat_pb2.Grounding(),
+    )
+    error, _ = chat_failure(kb_stub, long)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert str(error.details()) == (
+        "grounding: the last user turn's text (the query) is 20005 characters, more than"
+        " Retrieve's limit of 20000"
+    )
+    no_text = inference_pb2.ChatRequest(
+        model="pro",
+        messages=[
+            chat_pb2.Message(
+                role=USER,
+                content=[
+                    chat_pb2.ContentBlock(
+                        document=chat_pb2.DocumentBlock(
+                            format=chat_pb2.DOCUMENT_FORMAT_TXT,
+                            name="notes",
+                            source=chat_pb2.MediaSource(bytes=b"Nova notes"),
+                        )
+                    )
+                ],
+            )
+        ],
+        grounding=chat_pb2.Grounding(),
+    )
+    error, _ = chat_failure(kb_stub, no_text)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert str(error.details()).startswith("grounding: the last user turn has no text")
+    assert emulator.requests() == []
+
+
+def test_a_retrieval_that_finds_nothing_leaves_the_request_as_it_was(
+    kb_stub: inference_pb2_grpc.InferenceServiceStub, emulator: EmulatorHandle
+) -> None:
+    nowhere = json.dumps({"equals": {"key": "lang", "value": "xx"}})
+    events = chat(kb_stub, grounded_request(filter_json=nowhere))
+    assert kinds(events)[:2] == ["retrieval", "start"]
+    assert list(events[0].retrieval.passages) == []
+    (converse,) = logged(emulator, "ConverseStream")
+    assert converse["body"]["messages"] == [{"role": "user", "content": [{"text": QUESTION}]}]
+
+
 def test_grounding_without_an_id_needs_the_servers_default(
     stub: inference_pb2_grpc.InferenceServiceStub, emulator: EmulatorHandle
 ) -> None:

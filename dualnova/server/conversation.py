@@ -40,12 +40,14 @@ from dualnova.server.content_rules import (
 
 __all__ = [
     "InvalidRequest",
+    "MAX_QUERY_CHARS",
     "MAX_RESULTS",
     "MAX_STOP_SEQUENCES",
     "last_user_text",
     "media_blocks",
     "text_chars",
     "transport_message_limit",
+    "validate_grounded_messages",
     "validate_grounding",
     "validate_guardrail_config",
     "validate_inference_config",
@@ -288,7 +290,24 @@ def validate_options(options: chat_pb2.BedrockOptions, field: str = "options") -
 # Retrieve's numberOfResults: 1 to 100.
 MAX_RESULTS = 100
 _SOURCE_ID = re.compile(r"S[1-9][0-9]{0,2}")
-_MAX_QUERY_CHARS = 20_000
+# Retrieve's retrievalQuery.text: at most 20,000 characters.
+MAX_QUERY_CHARS = 20_000
+
+
+def validate_grounded_messages(
+    messages: Sequence[chat_pb2.Message], field: str = "grounding"
+) -> None:
+    """A grounded request's query (the last user turn's text) fits Retrieve: some text, at most
+    MAX_QUERY_CHARS characters."""
+    query = last_user_text(messages)
+    if not query.strip():
+        raise InvalidRequest(field, "the last user turn has no text to retrieve with (the query)")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidRequest(
+            field,
+            f"the last user turn's text (the query) is {len(query)} characters, more than"
+            f" Retrieve's limit of {MAX_QUERY_CHARS}",
+        )
 
 
 def validate_grounding(grounding: chat_pb2.Grounding, field: str = "grounding") -> None:
@@ -322,9 +341,9 @@ def validate_query(query: str, field: str = "query") -> None:
     """Retrieve's query text: not blank, at most 20,000 characters."""
     if not query.strip():
         raise InvalidRequest(field, "must not be empty or blank")
-    if len(query) > _MAX_QUERY_CHARS:
+    if len(query) > MAX_QUERY_CHARS:
         raise InvalidRequest(
-            field, f"{len(query)} characters, more than Retrieve's {_MAX_QUERY_CHARS}"
+            field, f"{len(query)} characters, more than Retrieve's limit of {MAX_QUERY_CHARS}"
         )
 
 

@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -194,12 +195,16 @@ def run(args: argparse.Namespace) -> int:
         stack.start()
         _announce(stack, log_dir, knowledge_base, following=follower is not None)
         keeper = Keeper(stack.parts, lambda line: print(f"{PROG}: {line}", file=sys.stderr))
-        while True:
+        # From here a signal only sets a flag: raised as KeyboardInterrupt it could land in
+        # a finalizer (grpc's channel __del__ swallowed it, and up then hung at stop).
+        stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda signum, frame: stopping.set())
+        while not stopping.wait(_POLL_S):
             keeper.check()
-            time.sleep(_POLL_S)
+        _off_the_echoed_interrupt()
     except KeyboardInterrupt:
-        if sys.stdout.isatty():
-            print()  # off the line where the terminal echoed ^C
+        _off_the_echoed_interrupt()
     except StackError as error:
         print(f"{PROG}: {error}\n{PROG}: logs in {log_dir}", file=sys.stderr)
         status = EXIT_FAILED
@@ -360,6 +365,11 @@ def _say(line: str) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _off_the_echoed_interrupt() -> None:
+    if sys.stdout.isatty():
+        print()  # off the line where the terminal echoed ^C
 
 
 def _port(value: str) -> int:

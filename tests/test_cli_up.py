@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import grpc
 import pexpect
@@ -35,17 +36,16 @@ from dualnova.dev import restarts
 from dualnova.dev.follow import LogFollower
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from inference_service.bedrock.session import BedrockService
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ("bedrock_emulator", "inference_service", "gateway")
 BANNER_END = r"chat --gateway (\S+) "
 WAIT_S = 45
-# The clients the inference service builds for Bedrock, Knowledge Bases included.
-BEDROCK_ENDPOINTS = (
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
-    "AWS_ENDPOINT_URL_BEDROCK",
-    "AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME",
-    "AWS_ENDPOINT_URL_BEDROCK_AGENT",
+# The endpoint variable of each Bedrock client the inference service builds (Knowledge
+# Base ones included): each must name the emulator.
+BEDROCK_ENDPOINTS = tuple(
+    f"AWS_ENDPOINT_URL_{client.replace('-', '_').upper()}" for client in get_args(BedrockService)
 )
 
 

@@ -19,7 +19,7 @@ import shlex
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import botocore.configprovider
@@ -30,12 +30,14 @@ import pytest
 import yaml
 
 from bedrock_emulator.__main__ import parse_args as parse_emulator_args
+from bedrock_emulator.knowledge_base import ACTIVE_ID as EMULATED_ACTIVE_KNOWLEDGE_BASE
 from dualnova.cli import health as health_cli
 from dualnova.cli.chat import GATEWAY_VARIABLE
 from dualnova.cli.main import build_parser
 from gateway import config as gateway_config
 from inference_service import config as inference_config
 from inference_service.bedrock import open_session
+from inference_service.bedrock.session import BedrockService
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "compose.yaml"
@@ -67,8 +69,10 @@ COLLECTOR_TYPES = {
     "exporters": {"otlp_grpc", "otlp", "otlp_http", "otlphttp", "debug", "prometheus"},
 }
 
-# botocore clients the inference service builds (bedrock/session.py, cloudwatch.py).
-AWS_CLIENTS = ("bedrock-runtime", "bedrock", "cloudwatch")
+# botocore clients the inference service builds: every Bedrock one (bedrock/session.py:
+# runtime, control plane, Knowledge Base Retrieve and GetKnowledgeBase) and cloudwatch.py's.
+BEDROCK_CLIENTS: tuple[str, ...] = get_args(BedrockService)
+AWS_CLIENTS = (*BEDROCK_CLIENTS, "cloudwatch")
 
 
 # --- reading the files ---------------------------------------------------------------------
@@ -289,12 +293,17 @@ def known_variables(service_name: str) -> set[str]:
         botocore.credentials.EnvProvider.SECRET_KEY,
         botocore.credentials.EnvProvider.EXPIRY_TIME,
         *botocore.credentials.EnvProvider.TOKENS,
-        *(f"AWS_ENDPOINT_URL_{client.replace('-', '_').upper()}" for client in AWS_CLIENTS),
+        *(endpoint_variable(client) for client in AWS_CLIENTS),
     }
     for entry in botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES.values():
         names = entry[1]
         aws.update([names] if isinstance(names, str) else names or ())
     return {flag.variable for flag in inference_config.FLAGS} | aws | otel | cli
+
+
+def endpoint_variable(client: str) -> str:
+    """The service-specific endpoint variable boto3 reads for `client` (its service id)."""
+    return f"AWS_ENDPOINT_URL_{client.replace('-', '_').upper()}"
 
 
 def parse_health_check(service: Mapping[str, Any]) -> Any:
@@ -350,7 +359,9 @@ def test_the_emulator_listens_where_the_inference_service_and_its_probe_look(
     args = parse_emulator_args(command_of(services[EMULATOR], dockerfile)[3:])
     assert args.host == ANY_INTERFACE  # other containers must reach it
     env = environment(services[INFERENCE])
-    for variable in ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL_BEDROCK"):
+    # Each Bedrock client its own variable: one left out would go to AWS with fake keys.
+    for variable in (endpoint_variable(client) for client in BEDROCK_CLIENTS):
+        assert variable in env, f"{INFERENCE} does not point {variable} at the emulator"
         url = urlsplit(env[variable])
         assert (url.scheme, url.hostname, url.port) == ("http", EMULATOR, args.port), variable
     probe = " ".join(services[EMULATOR]["healthcheck"]["test"])
@@ -394,9 +405,18 @@ def test_the_inference_service_finds_the_emulator_and_the_credentials(
     session = open_session(inference_config.load(env))
     assert session.get_credentials().access_key == env["AWS_ACCESS_KEY_ID"]
     emulator = env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"]
-    for client_name in ("bedrock-runtime", "bedrock"):
+    assert {"bedrock-agent-runtime", "bedrock-agent"} <= set(BEDROCK_CLIENTS)
+    for client_name in BEDROCK_CLIENTS:
         client = session.client(client_name)
         assert client.meta.endpoint_url == emulator, client_name
+
+
+def test_the_inference_service_grounds_in_the_emulators_knowledge_base(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A grounding that names no knowledge base uses KBDUALNOVA, the one the emulator has ACTIVE."""
+    settings = inference_config.load(environment(services[INFERENCE]))
+    assert settings.knowledge_base_id == EMULATED_ACTIVE_KNOWLEDGE_BASE == "KBDUALNOVA"
 
 
 def test_the_fake_credentials_say_how_to_use_real_bedrock() -> None:

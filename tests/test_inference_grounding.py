@@ -24,6 +24,8 @@ from processes import SERVICE_DEFAULTS
 from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
+from dualnova.server.settings import ConfigError
+from inference_service import config
 from inference_service.bedrock import RETRIEVE_ERROR_CODES
 from inference_service.grounding import INSTRUCTION
 from inference_service.server import UPSTREAM_REFUSAL
@@ -543,3 +545,14 @@ def test_the_readme_lists_each_retrieve_error_as_the_table_maps_it(code: str) ->
     status, phrase = RETRIEVE_ERROR_CODES[code]
     rows = [line for line in README.splitlines() if line.startswith(f"| `{code}`")]
     assert any(row.endswith(f"| `{status.name}` | {phrase} |") for row in rows), rows
+
+
+@pytest.mark.parametrize("value", ["kb-dualnova", "KBDUALNOVA1", "KB DUALNOV"])
+def test_a_malformed_default_knowledge_base_stops_the_start_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config.load({"DUALNOVA_KNOWLEDGE_BASE_ID": value})
+    assert str(raised.value) == (
+        f"DUALNOVA_KNOWLEDGE_BASE_ID={value!r}: expected a knowledge base id (10 letters or digits)"
+    )
+    assert config.load({"DUALNOVA_KNOWLEDGE_BASE_ID": KB}).knowledge_base_id == KB
+    assert config.load({}).knowledge_base_id is None

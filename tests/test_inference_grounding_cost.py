@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
+from startup import assert_refused_to_start
 from telemetry_support import FAST_EXPORT, MICRO, PRO, OtlpCollector
 
 from dualnova.chat.v1 import chat_pb2
@@ -269,3 +272,22 @@ def test_a_failed_retrieve_marks_its_span(
     )
     (span,) = spans
     assert span.status == "ERROR" and span.attributes["error.type"] == "ConflictException"
+
+
+def test_a_bad_prices_file_stops_the_inference_service_with_one_line(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({MICRO: {"input": 1, "output": 2, "cache_read": 0}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "inference_service"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "AWS_REGION": "us-east-1",
+            "DUALNOVA_PRICES_FILE": str(prices),
+        },
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert_refused_to_start(
+        result, "inference_service", "DUALNOVA_PRICES_FILE=", "cache_write is missing"
+    )

@@ -21,6 +21,7 @@ import pytest
 
 from dualnova.cli import health as health_cli
 from dualnova.cli.main import build_parser
+from dualnova.server.settings import ConfigError
 from gateway import config as gateway_config
 from inference_service import config as inference_config
 
@@ -231,6 +232,8 @@ def test_the_inference_role_may_only_converse_read_health_and_put_namespaced_met
         "bedrock:GetFoundationModel",
         "bedrock:GetInferenceProfile",
         "bedrock:ListAsyncInvokes",
+        "bedrock:Retrieve",
+        "bedrock:GetKnowledgeBase",
         "cloudwatch:PutMetricData",
     }
     converse = by_action["bedrock:InvokeModelWithResponseStream"]["resources"]
@@ -238,6 +241,82 @@ def test_the_inference_role_may_only_converse_read_health_and_put_namespaced_met
     (condition,) = by_action["cloudwatch:PutMetricData"]["condition"]
     assert unquote(condition["variable"]) == "cloudwatch:namespace"
     assert unquote(condition["test"]) == "StringEquals"
+
+
+KNOWLEDGE_BASE_ACTIONS = {"bedrock:Retrieve", "bedrock:GetKnowledgeBase"}
+KNOWLEDGE_BASE_ARN = (
+    "arn:${local.partition}:bedrock:${local.region}:${local.account}"
+    ":knowledge-base/${statement.value}"
+)
+
+
+def test_the_knowledge_base_rights_exist_only_with_an_id_and_only_on_that_one() -> None:
+    """Retrieve and GetKnowledgeBase: granted when knowledge_base_id is set, on its ARN alone."""
+    document = policy_documents()["inference"]
+    granting = [
+        (label_body, content)
+        for dynamic in document.get("dynamic", [])
+        for label, label_body in dynamic.items()
+        if unquote(label) == "statement"
+        for content in label_body["content"]
+        if KNOWLEDGE_BASE_ACTIONS & set(strings(content["actions"]))
+    ]
+    assert len(granting) == 1, "one dynamic statement grants the knowledge base rights"
+    (dynamic, content) = granting[0]
+    assert dynamic["for_each"] == "${var.knowledge_base_id == null ? [] : [var.knowledge_base_id]}"
+    assert set(strings(content["actions"])) == KNOWLEDGE_BASE_ACTIONS
+    assert strings(content["resources"]) == [KNOWLEDGE_BASE_ARN]
+    # No fixed statement grants them (they would hold without a knowledge base).
+    for statement in document.get("statement", []):
+        assert not KNOWLEDGE_BASE_ACTIONS & set(strings(statement["actions"]))
+    iam = module_body(STACK_TF, "iam")
+    assert iam["knowledge_base_id"] == "${var.knowledge_base_id}"
+
+
+KNOWLEDGE_BASE_VARIABLES = [MODULES / "iam" / "variables.tf", MODULES / "dualnova" / "variables.tf"]
+
+
+@pytest.mark.parametrize("path", KNOWLEDGE_BASE_VARIABLES, ids=rel)
+def test_the_knowledge_base_id_is_optional_and_validated_as_the_service_validates_it(
+    path: Path,
+) -> None:
+    variable = variables(path)["knowledge_base_id"]
+    assert variable["default"] is None
+    (validation,) = variable["validation"]
+    condition = validation["condition"]
+    assert condition.startswith("${var.knowledge_base_id == null || "), condition
+    match = re.search(r'regex\("((?:[^"\\]|\\.)*)"', condition)
+    assert match, condition
+    pattern = match.group(1).encode().decode("unicode_escape")
+    candidates = ["KBDUALNOVA", "ABCDE12345", "kb12345678", "KBDUALNOV", "KBDUALNOVA1"]
+    candidates += ["KB-DUALNOV", "KB DUALNOV", "KBDUALNOV\u00c5", "KBDUALNOV*"]
+    for candidate in candidates:
+        try:
+            inference_config.load({inference_config.KNOWLEDGE_BASE.variable: candidate})
+        except ConfigError:
+            served = False
+        else:
+            served = True
+        assert (re.search(pattern, candidate) is not None) == served, candidate
+
+
+def test_the_inference_task_gets_the_knowledge_base_only_when_one_is_set() -> None:
+    environment = locals_of(STACK_TF)["inference_environment"]
+    variable = inference_config.KNOWLEDGE_BASE.variable
+    conditional = f"var.knowledge_base_id == null ? {{}} : {{{variable} = var.knowledge_base_id}}"
+    assert conditional in environment, environment
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_each_environment_passes_every_variable_it_takes(environment: str) -> None:
+    """A variable an environment declares but never passes on is silently ignored."""
+    root = TERRAFORM / "environments" / environment
+    used = (root / "main.tf").read_text() + (root / "versions.tf").read_text()
+    for name in variables(root / "variables.tf"):
+        assert f"var.{name}" in used, f"{environment}: var.{name} is declared but not used"
+    stack = module_body(root / "main.tf", "dualnova")
+    assert stack["knowledge_base_id"] == "${var.knowledge_base_id}"
+    assert variables(root / "variables.tf")["knowledge_base_id"]["default"] is None
 
 
 def test_the_gateway_role_carries_no_policy() -> None:

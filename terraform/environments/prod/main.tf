@@ -14,6 +14,7 @@ module "dualnova" {
   micro_model                 = var.micro_model
   pro_model                   = var.pro_model
   cloudwatch_namespace        = var.cloudwatch_namespace
+  knowledge_base_id           = var.knowledge_base_id
   otel_exporter_otlp_endpoint = var.otel_exporter_otlp_endpoint
   log_retention_days          = 365
   deletion_protection         = true

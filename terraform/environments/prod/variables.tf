@@ -27,7 +27,7 @@ variable "vpc_cidr" {
 }
 
 variable "private_subnet_ids" {
-  description = "Private subnets in at least two zones, with a NAT gateway or VPC endpoints (bedrock-runtime, bedrock, ecr.api, ecr.dkr, s3 gateway, logs, monitoring)."
+  description = "Private subnets in at least two zones, with a NAT gateway or VPC endpoints (bedrock-runtime, bedrock, ecr.api, ecr.dkr, s3 gateway, logs, monitoring; with a knowledge base, bedrock-agent-runtime and bedrock-agent)."
   type        = list(string)
 }
 
@@ -61,6 +61,12 @@ variable "pro_model" {
 
 variable "cloudwatch_namespace" {
   description = "DUALNOVA_CLOUDWATCH_NAMESPACE for token metrics; null: off."
+  type        = string
+  default     = null
+}
+
+variable "knowledge_base_id" {
+  description = "DUALNOVA_KNOWLEDGE_BASE_ID: the Bedrock Knowledge Base grounded chats retrieve from (the role may Retrieve from it alone); null: none."
   type        = string
   default     = null
 }

@@ -55,6 +55,7 @@ locals {
     },
     length(var.allowed_models) == 0 ? {} : { DUALNOVA_ALLOWED_MODELS = join(",", var.allowed_models) },
     var.cloudwatch_namespace == null ? {} : { DUALNOVA_CLOUDWATCH_NAMESPACE = var.cloudwatch_namespace },
+    var.knowledge_base_id == null ? {} : { DUALNOVA_KNOWLEDGE_BASE_ID = var.knowledge_base_id },
     local.otel,
   )
 
@@ -101,6 +102,7 @@ module "iam" {
   foundation_model_arns  = local.foundation_model_arns
   inference_profile_arns = local.inference_profile_arns
   cloudwatch_namespace   = var.cloudwatch_namespace
+  knowledge_base_id      = var.knowledge_base_id
   tags                   = var.tags
 }
 

@@ -162,6 +162,16 @@ variable "cloudwatch_namespace" {
   }
 }
 
+variable "knowledge_base_id" {
+  description = "DUALNOVA_KNOWLEDGE_BASE_ID: the Bedrock Knowledge Base (in region) a grounding without an id retrieves from, and the only one the role may Retrieve from; null: none."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.knowledge_base_id == null || can(regex("^[0-9a-zA-Z]{10}$", var.knowledge_base_id))
+    error_message = "knowledge_base_id must be a knowledge base id: 10 letters or digits."
+  }
+}
+
 variable "otel_exporter_otlp_endpoint" {
   description = "OTEL_EXPORTER_OTLP_ENDPOINT of both services (a collector reachable from the tasks); null: no export."
   type        = string

@@ -98,6 +98,17 @@ data "aws_iam_policy_document" "inference" {
     actions   = ["bedrock:ListAsyncInvokes"]
     resources = ["arn:${local.partition}:bedrock:${local.region}:${local.account}:async-invoke/*"]
   }
+  # Grounding (DUALNOVA_KNOWLEDGE_BASE_ID): Retrieve (billed per query) and the
+  # knowledge-base health probe's GetKnowledgeBase, on that one knowledge base only;
+  # a grounding that names another one is refused by IAM (PERMISSION_DENIED).
+  dynamic "statement" {
+    for_each = var.knowledge_base_id == null ? [] : [var.knowledge_base_id]
+    content {
+      sid       = "KnowledgeBase"
+      actions   = ["bedrock:Retrieve", "bedrock:GetKnowledgeBase"]
+      resources = ["arn:${local.partition}:bedrock:${local.region}:${local.account}:knowledge-base/${statement.value}"]
+    }
+  }
   # Token metrics (DUALNOVA_CLOUDWATCH_NAMESPACE): PutMetricData has no resource
   # type, so the namespace condition is what scopes it.
   dynamic "statement" {

@@ -4,7 +4,7 @@ output "execution_role_arn" {
 }
 
 output "inference_task_role_arn" {
-  description = "Task role of the inference service (Bedrock converse and health reads)."
+  description = "Task role of the inference service (Bedrock converse, health reads and, with a knowledge base, Retrieve)."
   value       = aws_iam_role.inference.arn
 }
 

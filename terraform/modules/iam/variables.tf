@@ -63,6 +63,16 @@ variable "cloudwatch_namespace" {
   }
 }
 
+variable "knowledge_base_id" {
+  description = "DUALNOVA_KNOWLEDGE_BASE_ID: the one Bedrock Knowledge Base the inference service may Retrieve from and describe (GetKnowledgeBase, its health probe); null: no Knowledge Base rights."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.knowledge_base_id == null || can(regex("^[0-9a-zA-Z]{10}$", var.knowledge_base_id))
+    error_message = "knowledge_base_id must be a knowledge base id: 10 letters or digits."
+  }
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

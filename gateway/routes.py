@@ -7,7 +7,8 @@ proto3 presence (HasField on the optional scalars) decides what "set" means,
 not zero values. Messages, tool config, guardrail config and Bedrock options
 are replaced as a whole: a route's messages are its own history (its own tool
 call ids), and half of one tool config merged into another is no config
-anyone wrote.
+anyone wrote. A grounded request's passages (retrieved once, by the gateway) go to
+every route whose override does not skip_grounding, as ChatRequest.retrieval.
 """
 
 from __future__ import annotations
@@ -85,9 +86,15 @@ def merge_inference_config(
 
 
 def build_chat_request(
-    request: gateway_pb2.DualChatRequest, route: str, defaults: RouteDefaults
+    request: gateway_pb2.DualChatRequest,
+    route: str,
+    defaults: RouteDefaults,
+    retrieval: chat_pb2.Retrieval | None = None,
 ) -> inference_pb2.ChatRequest:
-    """The ChatRequest the gateway sends upstream for `route`, which is also its model alias."""
+    """The ChatRequest the gateway sends upstream for `route`, which is also its model alias.
+
+    `retrieval`: the passages of the request's grounding, unless the route skips them.
+    """
     override = route_override(request, route)
     chat_request = inference_pb2.ChatRequest(
         model=route,
@@ -102,4 +109,6 @@ def build_chat_request(
         chosen = route_config(request, route, name)
         if chosen is not None:
             getattr(chat_request, name).CopyFrom(chosen[1])
+    if retrieval is not None and not override.skip_grounding:
+        chat_request.retrieval.CopyFrom(retrieval)
     return chat_request

@@ -1,27 +1,36 @@
-"""The Gateway servicer: the RPC boundary of DualChat.
+"""The Gateway servicer: the RPC boundary of DualChat and DualChatSession.
 
-Validation, the trace id the caller sees first (initial metadata x-trace-id),
-the caller's deadline handed on to both routes, and cancellation: the event
-generator is closed whatever ends the call, which cancels both upstream calls.
+Both RPCs are one path (serve): validation, admission, the trace id the
+caller sees first (initial metadata x-trace-id), the caller's deadline handed
+on to the upstream calls, and cancellation: the event generator is closed
+whatever ends the call, which cancels both upstream calls. A session's first
+message is its DualChatRequest; what the caller sends after it (stop_route)
+is read beside the events and may stop one route.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import grpc
 
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from gateway.admission import Admission, Refused, caller_of
 from gateway.config import Settings
-from gateway.fanout import DualChat
+from gateway.fanout import CallFailed, DualChat, DualChatRun
+from gateway.routes import ROUTES
 from gateway.tracing import TRACE_ID_METADATA_KEY, current_trace_id
 from gateway.validation import InvalidRequest, validate_dual_chat
 
 __all__ = ["GatewayServicer"]
 
 logger = logging.getLogger(__name__)
+
+_ROUTE_NAMES = " or ".join(f'"{route}"' for route in ROUTES)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -41,6 +50,42 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             gateway_pb2.DualChatRequest, gateway_pb2.DualChatResponse
         ],
     ) -> None:
+        await self._serve(request, context, lambda event: event)
+
+    async def DualChatSession(  # noqa: N802 - the RPC's name
+        self,
+        request_iterator: AsyncIterator[gateway_pb2.DualChatSessionRequest],
+        context: grpc.aio.ServicerContext[
+            gateway_pb2.DualChatSessionRequest, gateway_pb2.DualChatSessionResponse
+        ],
+    ) -> None:
+        try:
+            first = await anext(request_iterator)
+        except StopAsyncIteration:
+            first = gateway_pb2.DualChatSessionRequest()
+        if first.WhichOneof("message") != "start":
+            got = first.WhichOneof("message") or "nothing"
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"start: the first message of a session must be start (the DualChatRequest),"
+                f" got {got}",
+            )
+        await self._serve(
+            first.start,
+            context,
+            lambda event: gateway_pb2.DualChatSessionResponse(event=event),
+            requests=request_iterator,
+        )
+
+    async def _serve(
+        self,
+        request: gateway_pb2.DualChatRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+        wrap: Callable[[gateway_pb2.DualChatResponse], Any],
+        *,
+        requests: AsyncIterator[gateway_pb2.DualChatSessionRequest] | None = None,
+    ) -> None:
+        """Validate, admit and run one DualChat; `requests`: a session's later messages."""
         trace_id = current_trace_id()
         trace_metadata = ((TRACE_ID_METADATA_KEY, trace_id),)
         try:
@@ -68,10 +113,51 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         with place:
             await context.send_initial_metadata(trace_metadata)
             logger.info("dual chat started", extra={"trace_id": trace_id, "peer": context.peer()})
-            events = self._dual_chat.events(
-                request, trace_id=trace_id, timeout=context.time_remaining()
+            run = self._dual_chat.run(request, trace_id=trace_id, timeout=context.time_remaining())
+            follower = (
+                None
+                if requests is None
+                else asyncio.create_task(_follow(requests, run, trace_id), name="dualchat-session")
             )
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    await context.write(event)
+            events = run.events()
+            try:
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        await context.write(wrap(event))
+            except CallFailed as failed:
+                logger.info(
+                    "dual chat failed",
+                    extra={"trace_id": trace_id, "status": failed.code.name, "error": str(failed)},
+                )
+                await context.abort(
+                    failed.code,
+                    failed.message,
+                    trailing_metadata=trace_metadata + failed.trailing_metadata,
+                )
+            finally:
+                if follower is not None:
+                    follower.cancel()
+                    await asyncio.gather(follower, return_exceptions=True)
         logger.info("dual chat finished", extra={"trace_id": trace_id, "status": "OK"})
+
+
+async def _follow(
+    requests: AsyncIterator[gateway_pb2.DualChatSessionRequest], run: DualChatRun, trace_id: str
+) -> None:
+    """A session's messages after start: each stop_route stops its route; anything else
+    ends the call with INVALID_ARGUMENT. The caller half-closing ends only this reading."""
+    async for message in requests:
+        kind = message.WhichOneof("message")
+        if kind == "stop_route":
+            route = message.stop_route.route
+            if route in ROUTES:
+                logger.info("route stop asked", extra={"trace_id": trace_id, "route": route})
+                run.stop(route)
+                continue
+            reason = f"stop_route.route: must be {_ROUTE_NAMES}, got {route!r}"
+        elif kind == "start":
+            reason = "start: only the first message of a session may be start"
+        else:
+            reason = "message: empty; set start (first) or stop_route"
+        run.fail(CallFailed(grpc.StatusCode.INVALID_ARGUMENT, reason))
+        return

@@ -19,6 +19,12 @@ aws.bedrock.guardrail.id, an intervention is one "gen_ai.guardrail.result"
 event, and the stop reason is gen_ai.response.finish_reasons. So a trace
 viewer shows which route called which tool or was stopped by a guardrail
 without opening the inference service's spans.
+
+A route span carries its answer's estimated cost (dualnova.cost.usd), and a
+route the caller stopped (DualChatSession) ends with dualnova.route.stopped
+"stopped by caller" and status code CANCELLED, but not as an error: nothing
+failed. A grounded DualChat's one Retrieve is a CLIENT span "retrieve" of its
+own, before the route spans, with the knowledge base and how many passages came back.
 """
 
 from __future__ import annotations
@@ -42,11 +48,24 @@ from dualnova.server.telemetry import (
     format_trace_id,
 )
 
-__all__ = ["TRACE_ID_METADATA_KEY", "RouteCall", "current_trace_id", "route_call"]
+__all__ = [
+    "COST_ATTRIBUTE",
+    "STOPPED_ATTRIBUTE",
+    "TRACE_ID_METADATA_KEY",
+    "RetrieveCall",
+    "RouteCall",
+    "current_trace_id",
+    "retrieve_call",
+    "route_call",
+]
 
 # Initial response metadata key carrying the trace id, before any event.
 TRACE_ID_METADATA_KEY = "x-trace-id"
 _UPSTREAM_METHOD = "dualnova.inference.v1.InferenceService/Chat"
+_RETRIEVE_METHOD = "dualnova.inference.v1.InferenceService/Retrieve"
+# A route's estimated cost in US dollars (dualnova.pricing), and why a route ended early.
+COST_ATTRIBUTE = "dualnova.cost.usd"
+STOPPED_ATTRIBUTE = "dualnova.route.stopped"
 
 # The GenAI conventions' names, as inference_service.chat_telemetry writes them.
 TOOL_CALL_EVENT = "gen_ai.tool.call"
@@ -128,17 +147,52 @@ class RouteCall:
 
     def metadata(self, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
         """`extra`, this span's traceparent, the route and caller names, for the upstream call."""
-        caller = current_caller()
-        named = () if caller is None else ((CALLER_METADATA_KEY, caller),)
-        return outgoing_metadata((*extra, (ROUTE_METADATA_KEY, self._route), *named))
+        return _upstream_metadata((*extra, (ROUTE_METADATA_KEY, self._route)))
+
+    def cost(self, cost: chat_pb2.Cost) -> None:
+        """The route's estimated cost, from its usage and model."""
+        self._span.set_attribute(COST_ATTRIBUTE, cost.total_usd)
 
     def ended(self, code: grpc.StatusCode) -> None:
         record_status(self._span, code, server=False)
+        self._count(code)
+
+    def stopped(self, reason: str) -> None:
+        """The caller stopped the route: CANCELLED, said why, and not an error."""
+        self._span.set_attribute("rpc.response.status_code", grpc.StatusCode.CANCELLED.name)
+        self._span.set_attribute(STOPPED_ATTRIBUTE, reason)
+        self._count(grpc.StatusCode.CANCELLED)
+
+    def _count(self, code: grpc.StatusCode) -> None:
         attributes = {ROUTE_ATTRIBUTE: self._route, "rpc.response.status_code": code.name}
         caller = current_caller()
         if caller is not None:
             attributes[CALLER_ATTRIBUTE] = caller
         _route_calls.add(1, attributes)
+
+
+class RetrieveCall:
+    """The one Retrieve of a grounded DualChat: its metadata, what came back, how it ended."""
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def metadata(self, extra: Iterable[tuple[str, str]] = ()) -> tuple[tuple[str, str], ...]:
+        """`extra`, this span's traceparent and the caller's name, for the upstream call."""
+        return _upstream_metadata(extra)
+
+    def retrieved(self, retrieval: chat_pb2.Retrieval) -> None:
+        self._span.set_attribute("aws.bedrock.knowledge_base.id", retrieval.knowledge_base_id)
+        self._span.set_attribute("dualnova.retrieval.passages", len(retrieval.passages))
+
+    def ended(self, code: grpc.StatusCode) -> None:
+        record_status(self._span, code, server=False)
+
+
+def _upstream_metadata(extra: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    caller = current_caller()
+    named = () if caller is None else ((CALLER_METADATA_KEY, caller),)
+    return outgoing_metadata((*extra, *named))
 
 
 @contextlib.contextmanager
@@ -168,3 +222,29 @@ def route_call(
         set_status_on_exception=False,
     ) as span:
         yield RouteCall(span, route, guardrail)
+
+
+@contextlib.contextmanager
+def retrieve_call(target: str, knowledge_base_id: str) -> Iterator[RetrieveCall]:
+    """The CLIENT span of a grounded DualChat's Retrieve at `target` (current inside).
+
+    `knowledge_base_id` as the request names it (empty: the inference service's default).
+    """
+    attributes = {
+        "rpc.system.name": "grpc",
+        "rpc.method": _RETRIEVE_METHOD,
+        "server.address": target,
+    }
+    if knowledge_base_id:
+        attributes["aws.bedrock.knowledge_base.id"] = knowledge_base_id
+    caller = current_caller()
+    if caller is not None:
+        attributes[CALLER_ATTRIBUTE] = caller
+    with _tracer.start_as_current_span(
+        "retrieve",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield RetrieveCall(span)

@@ -72,7 +72,7 @@ logger = logging.getLogger(__name__)
 # replica that gets SIGTERM reports NOT_SERVING at once and keeps serving for
 # its shutdown delay, so new calls stop going to it before it refuses them.
 #
-# retryPolicy: a Chat that fails UNAVAILABLE before any response (the replica
+# retryPolicy: a Chat (or Retrieve) that fails UNAVAILABLE before any response (the replica
 # went away or refused it while closing, or the pick raced its NOT_SERVING) is
 # tried again, on the next replica round_robin picks. gRPC never retries a call
 # once a response message (or headers) arrived: a stream that broke mid-answer
@@ -91,7 +91,10 @@ SERVICE_CONFIG = json.dumps(
         "healthCheckConfig": {"serviceName": ""},
         "methodConfig": [
             {
-                "name": [{"service": "dualnova.inference.v1.InferenceService", "method": "Chat"}],
+                "name": [
+                    {"service": "dualnova.inference.v1.InferenceService", "method": method}
+                    for method in ("Chat", "Retrieve")
+                ],
                 "retryPolicy": RETRY_POLICY,
             }
         ],
@@ -287,7 +290,7 @@ class HealthFollower:
 
 
 class ChatCallers:
-    """InferenceService/Chat spread over several channels, one call each in turn.
+    """InferenceService/Chat and Retrieve spread over several channels, one call each in turn.
 
     All of a channel's calls share its one HTTP/2 connection (per replica),
     and a server process serves a connection alone. With several server
@@ -313,10 +316,18 @@ class ChatCallers:
     def Chat(  # noqa: N802 - the stub's method name
         self, request: inference_pb2.ChatRequest, **kwargs: Any
     ) -> grpc.aio.UnaryStreamCall[inference_pb2.ChatRequest, inference_pb2.ChatResponse]:
+        return next(self._turn).Chat(request, **self._with_credentials(kwargs))
+
+    def Retrieve(  # noqa: N802 - the stub's method name
+        self, request: inference_pb2.RetrieveRequest, **kwargs: Any
+    ) -> grpc.aio.UnaryUnaryCall[inference_pb2.RetrieveRequest, inference_pb2.RetrieveResponse]:
+        return next(self._turn).Retrieve(request, **self._with_credentials(kwargs))
+
+    def _with_credentials(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         credentials = self._credentials()
         if credentials:
             kwargs["metadata"] = (*(kwargs.get("metadata") or ()), *credentials)
-        return next(self._turn).Chat(request, **kwargs)
+        return kwargs
 
 
 class Upstream:

@@ -6,7 +6,8 @@ The conversation, block and config rules are shared with the inference
 service (dualnova.server.conversation); what is checked here is only what
 DualChat adds: the gateway's limits on what one request may hold (size,
 turns, text), ordering, the per-route overrides, and which route may be sent
-images and documents (dualnova.routes.MEDIA_ROUTES). Each limit's message
+images and documents (dualnova.routes.MEDIA_ROUTES), and the grounding with its
+query (the shared messages' last user turn). Each limit's message
 names its number and the variable that sets it, so a caller knows what to
 change and an operator what to raise.
 """
@@ -21,12 +22,15 @@ from dualnova.gateway.v1 import gateway_pb2
 from dualnova.routes import MEDIA_ROUTES, PRO
 from dualnova.server.conversation import (
     InvalidRequest,
+    last_user_text,
     media_blocks,
     text_chars,
+    validate_grounding,
     validate_guardrail_config,
     validate_inference_config,
     validate_messages,
     validate_options,
+    validate_query,
     validate_size,
     validate_system,
     validate_tool_config,
@@ -35,7 +39,7 @@ from dualnova.server.conversation import (
 from gateway.config import MAX_MESSAGE_BYTES, MAX_MESSAGES, MAX_TEXT_CHARS, Settings
 from gateway.routes import ROUTES, route_config, route_messages, route_override
 
-__all__ = ["InvalidRequest", "TEXT_ONLY", "validate_dual_chat"]
+__all__ = ["InvalidRequest", "TEXT_ONLY", "grounding_query", "validate_dual_chat"]
 
 _DEFAULTS = Settings()
 
@@ -68,6 +72,20 @@ def validate_dual_chat(
         validate_configs(override, f"{route}.")
     validate_tools_per_route(request)
     validate_media(request)
+    if request.HasField("grounding"):
+        validate_grounding(request.grounding, "grounding")
+        query = grounding_query(request)
+        if not query.strip():
+            raise InvalidRequest(
+                "grounding",
+                "retrieves with the text of the last user turn of messages, which has none",
+            )
+        validate_query(query, "grounding (its query, the last user turn's text)")
+
+
+def grounding_query(request: gateway_pb2.DualChatRequest) -> str:
+    """What a grounded DualChat retrieves with: the last user turn of the shared messages."""
+    return last_user_text(request.messages)
 
 
 def validate_conversations(request: gateway_pb2.DualChatRequest) -> None:

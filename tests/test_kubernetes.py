@@ -1,11 +1,12 @@
 """The Kubernetes manifests (deploy/kubernetes/), checked against the code without a cluster.
 
-kustomize is not installed here, so the base's resource list is read from its
-kustomization.yaml; every manifest is validated against the Kubernetes schema bundled with
-kubernetes-validate (strict: unknown fields are errors; no network). The rest ties the
-manifests to the code: probe names against the names the servers register, ports and
-variables against the settings each service declares (and its own validation), the
-termination grace period against the drain, the selectors against the pod labels.
+The base's resource list and ConfigMap generators are read from its kustomization.yaml;
+every manifest is validated against the Kubernetes schema bundled with kubernetes-validate
+(strict: unknown fields are errors; no network). The rest ties the manifests to the code:
+probe names against the names the servers register, ports and variables against the
+settings each service declares (and its own validation), the termination grace period
+against the drain, the selectors against the pod labels. Where kubectl is installed, its
+built-in kustomize also renders the example overlay, which is validated the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import sys
@@ -91,17 +93,61 @@ def container(name: str) -> dict[str, Any]:
     return only
 
 
-def env_of(name: str) -> dict[str, str]:
-    entries = container(name).get("env", [])
-    for entry in entries:
+def config_generators(directory: Path) -> dict[str, dict[str, Any]]:
+    """A kustomization's configMapGenerator entries by name."""
+    generators = load_kustomization(directory).get("configMapGenerator", [])
+    return {generator["name"]: generator for generator in generators}
+
+
+def literals(generator: Mapping[str, Any]) -> dict[str, str]:
+    return dict(literal.split("=", 1) for literal in generator.get("literals", []))
+
+
+def config_maps(*, overlay: bool = False) -> dict[str, dict[str, str]]:
+    """ConfigMap name -> data, as the base generates them (with the overlay's merged in)."""
+    maps = {name: literals(generator) for name, generator in config_generators(BASE).items()}
+    if overlay:
+        for name, generator in config_generators(OVERLAY).items():
+            # merge: the base's ConfigMap with the overlay's keys; anything else would make a
+            # second ConfigMap, or drop what the base holds.
+            assert generator.get("behavior") == "merge" and name in maps, name
+            maps[name].update(literals(generator))
+    return maps
+
+
+def env_names(name: str) -> list[str]:
+    """Every variable the container's env sets, whatever its source."""
+    return [entry["name"] for entry in container(name).get("env", [])]
+
+
+def env_of(name: str, maps: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+    """The container's environment: plain values, and ConfigMap keys resolved from `maps`
+    (the base's by default); an optional key a ConfigMap does not hold is not set."""
+    maps = config_maps() if maps is None else maps
+    env = {}
+    for entry in container(name).get("env", []):
+        if "valueFrom" in entry:
+            assert set(entry) == {"name", "valueFrom"}, f"{name}: {entry}"
+            ((source, ref),) = entry["valueFrom"].items()
+            assert source == "configMapKeyRef", f"{name}: {entry['name']} from {source}"
+            assert ref["name"] in maps, f"{name}: no ConfigMap {ref['name']} is generated"
+            data = maps[ref["name"]]
+            if ref["key"] in data:
+                env[entry["name"]] = data[ref["key"]]
+            else:  # without optional, the pod would not start
+                assert ref.get("optional") is True, f"{name}: {entry['name']} is not optional"
+            continue
         assert set(entry) == {"name", "value"}, f"{name}: {entry['name']} is not a plain value"
         assert isinstance(entry["value"], str), f"{name}: {entry['name']} must be a string"
-    return {entry["name"]: entry["value"] for entry in entries}
+        env[entry["name"]] = entry["value"]
+    return env
 
 
-def settings_of(name: str, tmp_path: Path) -> Any:
+def settings_of(
+    name: str, tmp_path: Path, maps: Mapping[str, Mapping[str, str]] | None = None
+) -> Any:
     """The deployment's env loaded by the service's own load(), mounted files made real."""
-    env = dict(env_of(name))
+    env = dict(env_of(name, maps))
     mounts = {m["mountPath"]: m for m in container(name).get("volumeMounts", [])}
     for variable, value in env.items():
         if not value.startswith("/etc/dualnova/"):
@@ -210,8 +256,7 @@ def test_each_deployment_runs_its_program(name: str) -> None:
 
 @pytest.mark.parametrize("name", [INFERENCE, GATEWAY])
 def test_every_variable_is_one_the_program_reads(name: str) -> None:
-    env = env_of(name)
-    unknown = set(env) - known_variables(PROGRAM[name])
+    unknown = set(env_names(name)) - known_variables(PROGRAM[name])
     assert not unknown, f"{name} sets variables nothing reads: {sorted(unknown)}"
 
 
@@ -473,6 +518,67 @@ def test_only_the_gateway_reaches_the_inference_port() -> None:
     assert not labels_match(source["podSelector"]["matchLabels"], pod_labels(INFERENCE))
     (port,) = rule["ports"]
     assert port == {"protocol": "TCP", "port": container(INFERENCE)["ports"][0]["containerPort"]}
+
+
+# --- the knowledge base --------------------------------------------------------------------
+
+
+def knowledge_base_entry() -> dict[str, Any]:
+    variable = inference_config.KNOWLEDGE_BASE.variable
+    (entry,) = [e for e in container(INFERENCE)["env"] if e["name"] == variable]
+    return entry
+
+
+def test_the_knowledge_base_id_comes_from_the_generated_config_map_and_is_optional(
+    tmp_path: Path,
+) -> None:
+    ref = knowledge_base_entry()["valueFrom"]["configMapKeyRef"]
+    assert ref == {
+        "name": INFERENCE,
+        "key": inference_config.KNOWLEDGE_BASE.variable,
+        "optional": True,
+    }
+    generator = config_generators(BASE)[INFERENCE]
+    # The hash suffix is what makes a changed id roll out as a new pod template.
+    assert not generator.get("options", {}).get("disableNameSuffixHash")
+    assert labels_match(generator["options"]["labels"], pod_labels(INFERENCE))
+    # The base names no knowledge base: an environment without one has none.
+    assert inference_config.KNOWLEDGE_BASE.variable not in literals(generator)
+    assert settings_of(INFERENCE, tmp_path).knowledge_base_id is None
+    assert inference_config.KNOWLEDGE_BASE.variable not in env_of(GATEWAY)
+
+
+def test_the_overlay_sets_a_knowledge_base_the_service_accepts(tmp_path: Path) -> None:
+    chosen = literals(config_generators(OVERLAY)[INFERENCE])
+    (knowledge_base,) = chosen.values()
+    settings = settings_of(INFERENCE, tmp_path, config_maps(overlay=True))
+    assert settings.knowledge_base_id == knowledge_base
+    assert set(chosen) == {inference_config.KNOWLEDGE_BASE.variable}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (its kustomize) not here")
+def test_the_example_overlay_renders_with_kustomize_and_validates() -> None:
+    """kubectl's own kustomize: the hashed ConfigMap is the one the Deployment reads."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    for document in documents:
+        kubernetes_validate.validate(document, K8S_VERSION, strict=True)
+        assert document["metadata"].get("namespace") == "dualnova", document["metadata"]
+    (config_map,) = [doc for doc in documents if doc["kind"] == "ConfigMap"]
+    name = config_map["metadata"]["name"]
+    assert re.fullmatch(rf"{INFERENCE}-[a-z0-9]{{10}}", name), name
+    assert config_map["data"] == literals(config_generators(OVERLAY)[INFERENCE])
+    deployments = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "Deployment"}
+    inference = deployments[INFERENCE]
+    (env_entry,) = [
+        entry
+        for entry in inference["spec"]["template"]["spec"]["containers"][0]["env"]
+        if entry["name"] == inference_config.KNOWLEDGE_BASE.variable
+    ]
+    assert env_entry["valueFrom"]["configMapKeyRef"]["name"] == name
 
 
 # --- the example overlay -------------------------------------------------------------------

@@ -18,7 +18,9 @@ import pytest
 from gateway_client import DualResult, ask, dual_chat, user
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from polling import wait_until
 from telemetry_support import Pair, running_pair
+from test_gateway_session import session, start
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.dev.stack import EmulatorHandle
@@ -238,3 +240,36 @@ def test_without_grounding_no_retrieve_runs_and_no_retrieval_event(
     assert logged(emulator, "Retrieve") == []
     assert "retrieval" not in [kind for _, kind in result.order]
     assert bedrock_turns(emulator)["micro"] == [{"text": QUESTION}]
+
+
+def test_the_callers_deadline_bounds_the_retrieve(pair: Pair, emulator: EmulatorHandle) -> None:
+    emulator.add_fault(kind="hang", operations=["Retrieve"])
+
+    with grpc.insecure_channel(pair.gateway.address) as channel:
+        with pytest.raises(grpc.RpcError) as raised:
+            for _ in gateway_pb2_grpc.GatewayStub(channel).DualChat(grounded(), timeout=2):
+                pass
+
+    assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The inference service gave up on Bedrock's Retrieve with the call (nothing waits on).
+    wait_until(
+        lambda: logged(emulator, "Retrieve")[0]["disconnected"], "the Retrieve to be hung up on"
+    )
+    assert logged(emulator, "ConverseStream") == []
+
+
+def test_a_route_stopped_while_the_passages_are_retrieved_never_calls_bedrock(
+    pair: Pair, emulator: EmulatorHandle
+) -> None:
+    emulator.add_fault(kind="slow", operations=["Retrieve"], delay_ms=1000)
+
+    with session(pair.gateway.address, start(grounded())) as opened:
+        opened.stop("pro")
+        events = list(opened.events())
+
+    assert events[0].HasField("retrieval")
+    assert [e.WhichOneof("event") for e in events if e.route == "pro"] == ["route_stopped"]
+    micro = "".join(e.delta.text for e in events if e.route == "micro" and e.HasField("delta"))
+    assert micro.startswith("According to [S1], ")
+    assert events[-1].HasField("summary")
+    assert [e["model_id"] for e in logged(emulator, "ConverseStream")] == [MODELS["micro"]]

@@ -149,7 +149,7 @@ def test_a_missing_prices_file_is_a_config_error(tmp_path: Path) -> None:
         PRICES_FILE.read({PRICES_FILE.variable: str(tmp_path / "absent.json")})
 
 
-@pytest.mark.parametrize("module", ["gateway"])
+@pytest.mark.parametrize("module", ["gateway", "inference_service"])
 def test_a_bad_prices_file_stops_the_service_with_one_line(tmp_path: Path, module: str) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({PRO: {"input": "cheap"}}))

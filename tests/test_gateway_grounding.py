@@ -5,7 +5,8 @@ the session's emulator: the inference service with the emulator's Knowledge
 Base endpoints, DUALNOVA_KNOWLEDGE_BASE_ID=KBDUALNOVA and a token only the
 gateway has (so Retrieve passing shows that the gateway sends it). The
 emulator's request log shows what reached Bedrock: how many Retrieves, and
-the ConverseStream request each route's passages went into.
+the ConverseStream request each route's passages went into; both export
+traces to the module's collector.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gateway_client import DualResult, ask, dual_chat, user
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from polling import wait_until
-from telemetry_support import Pair, running_pair
+from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, running_pair
 from test_gateway_session import session, start
 
 from dualnova.chat.v1 import chat_pb2
@@ -34,8 +35,13 @@ MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
 
 
 @pytest.fixture(scope="module")
-def pair(emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+def pair(
+    emulator: EmulatorHandle,
+    collector: OtlpCollector,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Pair]:
     url = emulator.aws_env()["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"]
+    telemetry = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, **FAST_EXPORT}
     with running_pair(
         emulator,
         tmp_path_factory.mktemp("grounding"),
@@ -44,8 +50,9 @@ def pair(emulator: EmulatorHandle, tmp_path_factory: pytest.TempPathFactory) -> 
             "AWS_ENDPOINT_URL_BEDROCK_AGENT": url,
             "DUALNOVA_KNOWLEDGE_BASE_ID": KB,
             "INFERENCE_AUTH_TOKENS": f"gateway:{TOKEN}",
+            **telemetry,
         },
-        gateway_env={"GATEWAY_UPSTREAM_TOKEN": TOKEN},
+        gateway_env={"GATEWAY_UPSTREAM_TOKEN": TOKEN, **telemetry},
     ) as started:
         yield started
 
@@ -273,3 +280,27 @@ def test_a_route_stopped_while_the_passages_are_retrieved_never_calls_bedrock(
     assert micro.startswith("According to [S1], ")
     assert events[-1].HasField("summary")
     assert [e["model_id"] for e in logged(emulator, "ConverseStream")] == [MODELS["micro"]]
+
+
+def test_the_retrieve_is_one_span_under_the_dual_chat_before_the_route_spans(
+    pair: Pair, collector: OtlpCollector, emulator: EmulatorHandle
+) -> None:
+    result = dual_chat(pair.gateway.address, grounded(number_of_results=2))
+
+    # DualChat, retrieve, Retrieve (inference) and its retrieval span, then per route: the
+    # route span, Chat and the Bedrock span.
+    spans = collector.wait_for_trace(result.summary.trace_id, 10)
+    (dual,) = [s for s in spans if (s.service, s.kind) == ("gateway", "SERVER")]
+    (retrieve,) = [s for s in spans if s.service == "gateway" and s.name == "retrieve"]
+    assert retrieve.kind == "CLIENT" and retrieve.parent_span_id == dual.span_id
+    assert retrieve.attributes["rpc.method"] == "dualnova.inference.v1.InferenceService/Retrieve"
+    assert retrieve.attributes["rpc.response.status_code"] == "OK"
+    assert retrieve.attributes["dualnova.retrieval.passages"] == len(
+        result.responses[0].retrieval.passages
+    )
+    (served,) = [
+        s for s in spans if s.name.endswith("InferenceService/Retrieve") and s.kind == "SERVER"
+    ]
+    assert served.service == "inference_service" and served.parent_span_id == retrieve.span_id
+    # Never the query on the gateway's span.
+    assert QUESTION not in str(retrieve.attributes)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import grpc
 import pytest
 from health_support import start_emulator
+from moto.server import ThreadedMotoServer
 from processes import SERVICE_DEFAULTS, TEST_PACE
 from telemetry_support import FAST_EXPORT, OtlpCollector, Pair, running_pair
 
-from dualnova.dev.stack import EmulatorHandle, ServiceHandle, Stack
+from dualnova.dev.stack import HOST, EmulatorHandle, ServiceHandle, Stack, free_port
 from dualnova.inference.v1 import inference_pb2_grpc
 
 
@@ -109,3 +112,26 @@ def exporting_pair(
         emulator, tmp_path_factory.mktemp("exporting"), inference_env=env, gateway_env=env
     ) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """CloudWatch as AWS validates it (moto's server), on loopback for this module."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    yield f"http://{HOST}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cloudwatch(moto_url: str, emulator: EmulatorHandle) -> Any:
+    """A boto3 CloudWatch client on moto_url, with the emulator's credentials and region."""
+    env = emulator.aws_env()
+    return boto3.client(
+        "cloudwatch",
+        endpoint_url=moto_url,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )

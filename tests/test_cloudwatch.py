@@ -20,7 +20,6 @@ import pytest
 from botocore.config import Config
 from gateway_client import ask, dual_chat, user
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from moto.server import ThreadedMotoServer
 from polling import wait_until
 from telemetry_support import (
     MICRO,
@@ -32,7 +31,7 @@ from telemetry_support import (
     silent_listener,
 )
 
-from dualnova.dev.stack import HOST, EmulatorHandle, free_port
+from dualnova.dev.stack import HOST, EmulatorHandle
 from dualnova.gateway.v1 import gateway_pb2
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 from inference_service.bedrock import UsageReport
@@ -41,27 +40,6 @@ from inference_service.cloudwatch import CloudWatchPublisher
 NAMESPACE = "DualNova/Test"
 MODELS = {"micro": MICRO, "pro": PRO}
 FAST_FLUSH = {"DUALNOVA_CLOUDWATCH_INTERVAL": "0.2"}
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    yield f"http://{HOST}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cloudwatch(moto_url: str, emulator: EmulatorHandle) -> Any:
-    env = emulator.aws_env()
-    return boto3.client(
-        "cloudwatch",
-        endpoint_url=moto_url,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 @pytest.fixture(scope="module")

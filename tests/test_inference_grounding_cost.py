@@ -19,17 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import grpc
 import pytest
-from moto.server import ThreadedMotoServer
 from polling import wait_until
 from processes import SERVICE_DEFAULTS
 from startup import assert_refused_to_start
 from telemetry_support import FAST_EXPORT, MICRO, PRO, OtlpCollector
 
 from dualnova.chat.v1 import chat_pb2
-from dualnova.dev.stack import HOST, EmulatorHandle, ServiceHandle, free_port
+from dualnova.dev.stack import EmulatorHandle, ServiceHandle
 from dualnova.inference.v1 import inference_pb2, inference_pb2_grpc
 
 NAMESPACE = "DualNova/CostTest"
@@ -41,27 +39,6 @@ PRICES = {
     PRO: {"input": 20.0, "output": 80.0, "cache_read": 5.0, "cache_write": 25.0},
 }
 USER = chat_pb2.ROLE_USER
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    yield f"http://{HOST}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def cloudwatch(moto_url: str, emulator: EmulatorHandle) -> Any:
-    env = emulator.aws_env()
-    return boto3.client(
-        "cloudwatch",
-        endpoint_url=moto_url,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 @pytest.fixture(scope="module")

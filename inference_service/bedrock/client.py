@@ -26,7 +26,6 @@ connection back to the pool for the next call.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,18 +36,12 @@ from botocore.utils import percent_encode
 from inference_service.bedrock.converse_request import Conversation, converse_request
 from inference_service.bedrock.events import EventStreamDecoder
 from inference_service.bedrock.failures import StreamEndedEarly
-from inference_service.bedrock.session import (
-    build_transport,
-    configured_max_attempts,
-    open_session,
-)
-from inference_service.bedrock.transport import AwsTransport, Timeouts, translate_read_error
+from inference_service.bedrock.session import call_transport, open_session
+from inference_service.bedrock.transport import AwsTransport, translate_read_error
 from inference_service.config import Settings
 
 if TYPE_CHECKING:
     import boto3
-
-logger = logging.getLogger(__name__)
 
 
 class StreamsExhausted(Exception):
@@ -396,17 +389,5 @@ def build_client(
     """Build the bedrock-runtime transport once, at start; BedrockSetupError if it cannot work."""
     if session is None:
         session = open_session(settings)
-    attempts = settings.bedrock_max_attempts or configured_max_attempts(session)
-    transport = build_transport(
-        session,
-        "bedrock-runtime",
-        Timeouts(settings.bedrock_connect_timeout_s, settings.bedrock_read_timeout_s),
-        max_attempts=attempts,
-        user_agent="dualnova-inference",
-    )
-    logger.info(
-        "bedrock-runtime client ready in %s",
-        transport.endpoint.region,
-        extra={"address": transport.endpoint.url},
-    )
+    transport = call_transport(settings, session, "bedrock-runtime")
     return BedrockRuntime(transport, settings.max_streams)

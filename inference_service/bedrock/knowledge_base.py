@@ -12,15 +12,14 @@ control plane's GetKnowledgeBase instead).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.utils import percent_encode
 
-from inference_service.bedrock.session import build_transport, configured_max_attempts
-from inference_service.bedrock.transport import AwsTransport, Timeouts, read_body
+from inference_service.bedrock.session import call_transport
+from inference_service.bedrock.transport import AwsTransport, read_body
 from inference_service.config import Settings
 
 if TYPE_CHECKING:
@@ -34,8 +33,6 @@ __all__ = [
     "build_knowledge_bases",
     "retrieve_body",
 ]
-
-logger = logging.getLogger(__name__)
 
 _HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -140,17 +137,5 @@ def build_knowledge_bases(settings: Settings, session: boto3.session.Session) ->
 
     Its endpoint comes from AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME (or the region's).
     """
-    attempts = settings.bedrock_max_attempts or configured_max_attempts(session)
-    transport = build_transport(
-        session,
-        "bedrock-agent-runtime",
-        Timeouts(settings.bedrock_connect_timeout_s, settings.bedrock_read_timeout_s),
-        max_attempts=attempts,
-        user_agent="dualnova-inference",
-    )
-    logger.info(
-        "bedrock-agent-runtime client ready in %s",
-        transport.endpoint.region,
-        extra={"address": transport.endpoint.url},
-    )
+    transport = call_transport(settings, session, "bedrock-agent-runtime")
     return KnowledgeBases(transport)

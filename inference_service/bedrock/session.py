@@ -9,6 +9,7 @@ boto3 too: it sends PutMetricData with a boto3 client on a thread of its own.)
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import boto3
@@ -18,9 +19,12 @@ from botocore.exceptions import BotoCoreError
 from inference_service.bedrock.transport import AwsTransport, CredentialSource, Endpoint, Timeouts
 from inference_service.config import Settings
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "BedrockSetupError",
     "build_transport",
+    "call_transport",
     "configured_max_attempts",
     "open_session",
 ]
@@ -87,6 +91,27 @@ def build_transport(
         user_agent=user_agent,
         ca_bundle=session._session.get_config_variable("ca_bundle"),
     )
+
+
+def call_transport(
+    settings: Settings, session: boto3.session.Session, service: BedrockService
+) -> AwsTransport:
+    """The transport the service's calls (not its probes) use: the configured timeouts and
+    attempts (DUALNOVA_BEDROCK_MAX_ATTEMPTS, else AWS_MAX_ATTEMPTS), logged once at start."""
+    transport = build_transport(
+        session,
+        service,
+        Timeouts(settings.bedrock_connect_timeout_s, settings.bedrock_read_timeout_s),
+        max_attempts=settings.bedrock_max_attempts or configured_max_attempts(session),
+        user_agent="dualnova-inference",
+    )
+    logger.info(
+        "%s client ready in %s",
+        service,
+        transport.endpoint.region,
+        extra={"address": transport.endpoint.url},
+    )
+    return transport
 
 
 def configured_max_attempts(session: boto3.session.Session) -> int:

@@ -21,6 +21,7 @@ from gateway_client import route_converse_request
 
 from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.dev.stack import EmulatorHandle
+from dualnova.pricing import DEFAULT_PRICES, TOKENS_PER_PRICE
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"micro": "amazon.nova-micro-v1:0", "pro": "amazon.nova-pro-v1:0"}
@@ -94,8 +95,22 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 
 
 def tokens(cells: list[str]) -> list[int | None]:
-    """The five token cells that end a table row; '-' as None."""
-    return [None if cell == "-" else int(cell) for cell in cells[-5:]]
+    """The five token cells before a table row's cost; '-' as None."""
+    return [None if cell == "-" else int(cell) for cell in cells[-6:-1]]
+
+
+def cost(cells: list[str]) -> str:
+    """The estimated cost cell that ends a table row ($0.000123, or '-')."""
+    return cells[-1]
+
+
+def priced(answer: Answer, route: str) -> float:
+    """What the built-in prices (dualnova.pricing) make of `answer`'s tokens on `route`."""
+    usage = answer.usage()
+    price = DEFAULT_PRICES[MODELS[route]]
+    return (
+        usage["inputTokens"] * price.input + usage["outputTokens"] * price.output
+    ) / TOKENS_PER_PRICE
 
 
 def usage_cells(answer: Answer) -> list[int | None]:

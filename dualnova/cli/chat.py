@@ -3,12 +3,14 @@
 The question is the argument, or stdin (`-`, or no argument when stdin is not
 a terminal), or `--file FILE`. `--json` writes one JSON object per event for
 scripts (dualnova.cli.ndjson has the shape). The table shows per route the
-stop reason, time to first token, latency and tokens.
+stop reason, time to first token, latency, tokens and the estimated cost.
 
 --image and --document attach files for Pro alone (Micro is text only and
 gets the question's text; dualnova.cli.attachments); --tools offers tools to
 both routes (dualnova.cli.tools_file); --guardrail applies a Bedrock
-guardrail to both. --latency sets both routes' latency mode; only Nova Pro
+guardrail to both; --ground or --knowledge-base ID grounds both answers in
+one Retrieve's passages (dualnova.cli.grounding_args), shown before the
+answers. --latency sets both routes' latency mode; only Nova Pro
 offers optimized, so `--latency optimized` shows Micro's refusal as its
 error, and `--pro-latency optimized` asks Pro alone.
 
@@ -36,6 +38,7 @@ import grpc
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.cli.attachments import AttachmentError, read_attachments
+from dualnova.cli.grounding_args import add_grounding_arguments, grounding_choice
 from dualnova.cli.peer import DEFAULT_GATEWAY
 from dualnova.cli.question import QuestionError, read_question
 from dualnova.cli.render import (
@@ -148,6 +151,7 @@ def add_parser(subparsers: Any) -> None:
         " (repeat for several)",
     )
     add_tools_arguments(parser)
+    add_grounding_arguments(parser)
     parser.add_argument(
         "--guardrail",
         type=guardrail,
@@ -354,6 +358,7 @@ def request_options(args: argparse.Namespace) -> ChatRequestOptions:
         tool_config=tool_config(args),
         guardrail_config=config,
         latency=_latency(args.latency),
+        grounding=grounding_choice(args),
     )
 
 

@@ -33,8 +33,10 @@ from rich.table import Table
 from rich.text import Text
 
 from dualnova.chat.v1 import chat_pb2
+from dualnova.cli.grounding_args import GroundingChoice
 from dualnova.cli.ndjson import JsonView
 from dualnova.cli.peer import describe_not_a_gateway
+from dualnova.cli.sources_view import citation_line, cost_cell, passage_line, retrieval_header
 from dualnova.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from dualnova.routes import MEDIA_ROUTES, ROUTES
 
@@ -60,6 +62,7 @@ __all__ = [
     "describe_call_error",
     "guardrail_line",
     "route_table",
+    "retrieval_lines",
     "route_table_text",
     "run_chat",
     "stop_reason_name",
@@ -80,8 +83,11 @@ ORDERINGS = {
 # Column titles: the route names as people read them (Micro, Pro).
 TITLES = {route: route.capitalize() for route in ROUTES}
 TOKEN_COLUMNS = ("input", "output", "total", "cache read", "cache write")
-# The final table: how each route ended and how fast, then its tokens.
-ROUTE_COLUMNS = ("route", "stop", "first token", "latency", *TOKEN_COLUMNS)
+# The final table: how each route ended and how fast, then its tokens and estimated cost.
+COST_COLUMN = "est. cost"
+ROUTE_COLUMNS = ("route", "stop", "first token", "latency", *TOKEN_COLUMNS, COST_COLUMN)
+# What a route the caller stopped (the repl's stop keys) shows, in its cell and the table.
+STOPPED = "stopped"
 
 
 @dataclass
@@ -113,10 +119,13 @@ class RouteState:
     stop: chat_pb2.Stop | None = None
     error: gateway_pb2.RouteError | None = None
     guardrail: chat_pb2.GuardrailTrace | None = None
+    citations: list[chat_pb2.Citation] = field(default_factory=list)
+    # The caller stopped the route (route_stopped); nothing more comes for it.
+    stopped: bool = False
 
     @property
     def ended(self) -> bool:
-        return bool(self.stop_reason) or self.error is not None
+        return bool(self.stop_reason) or self.error is not None or self.stopped
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -145,6 +154,8 @@ class ChatState:
         default_factory=lambda: {route: RouteState() for route in ROUTES}
     )
     summary: gateway_pb2.Summary | None = None
+    # The passages both routes were grounded in (the retrieval event), when grounded.
+    retrieval: chat_pb2.Retrieval | None = None
     trace_id: str = ""
     events: int = 0
     # Why the stream ended early ("timeout after 0.5 s", "interrupted"); empty when it did not.
@@ -158,6 +169,9 @@ class ChatState:
         if kind == "summary":
             self.summary = event.summary
             self.trace_id = event.summary.trace_id or self.trace_id
+            return
+        if kind == "retrieval":
+            self.retrieval = event.retrieval
             return
         route = self.routes.setdefault(event.route, RouteState())
         if kind == "start":
@@ -184,6 +198,10 @@ class ChatState:
             route.stop = event.stop
         elif kind == "error":
             route.error = event.error
+        elif kind == "citation":
+            route.citations.append(event.citation)
+        elif kind == "route_stopped":
+            route.stopped = True
 
     @property
     def answered(self) -> bool:
@@ -208,6 +226,15 @@ class ChatState:
             return []
         rows = [(name, self.routes[name].usage) for name in ROUTES]
         return [*rows, ("total", _sum_usage(usage for _, usage in rows if usage is not None))]
+
+    def cost(self, name: str) -> chat_pb2.Cost | None:
+        """The summary's estimated cost of route `name`, or of all ("total"); None without one."""
+        if self.summary is None:
+            return None
+        if name == "total":
+            return self.summary.total_cost if self.summary.cost_by_route else None
+        by_route = self.summary.cost_by_route
+        return by_route[name] if name in by_route else None
 
 
 def stop_reason_name(stop: chat_pb2.Stop) -> str:
@@ -266,6 +293,8 @@ class ChatRequestOptions:
     guardrail_config: chat_pb2.GuardrailConfig | None = None
     # chat_pb2.Latency for both routes, unless a route's RouteOptions.latency says otherwise.
     latency: chat_pb2.Latency | None = None
+    # One Retrieve for both routes (but those it skips): --ground / --knowledge-base.
+    grounding: GroundingChoice | None = None
 
 
 class View(Protocol):
@@ -318,6 +347,10 @@ def _add_extra(request: gateway_pb2.DualChatRequest, extra: ChatRequestOptions) 
         request.guardrail_config.CopyFrom(extra.guardrail_config)
     if extra.latency is not None:
         request.options.latency = extra.latency
+    if extra.grounding is not None:
+        request.grounding.CopyFrom(extra.grounding.grounding)
+        for route in sorted(extra.grounding.skip):
+            getattr(request, route).skip_grounding = True
     if extra.attachments:
         for route in sorted(MEDIA_ROUTES):
             override = getattr(request, route)
@@ -503,7 +536,18 @@ class PlainView:
     def event(self, event: gateway_pb2.DualChatResponse, state: ChatState) -> None:
         kind = event.WhichOneof("event")
         route = event.route
-        if kind == "delta":
+        if kind == "retrieval":
+            for line in retrieval_lines(event.retrieval):
+                self._file.write(f"[sources] {line}\n")
+            self._file.flush()
+        elif kind == "citation":
+            self._flush(route)
+            self._line(route, citation_line(event.citation))
+        elif kind == "route_stopped":
+            self._flush(route)
+            self._unfinished_calls(route, state)
+            self._line(route, f"({STOPPED})")
+        elif kind == "delta":
             *lines, rest = (self._pending.get(route, "") + event.delta.text).split("\n")
             for line in lines:
                 self._line(route, line)
@@ -574,13 +618,13 @@ class LiveView:
         self._live.start()
 
     def event(self, event: gateway_pb2.DualChatResponse, state: ChatState) -> None:
-        self._live.update(self._answers(state, tail=True))
+        self._live.update(Group(*_sources(state), self._answers(state, tail=True)))
 
     def stop(self, state: ChatState) -> None:
         self._live.stop()
         if state.events == 0:
             return
-        parts: list[RenderableType] = [self._answers(state, tail=False)]
+        parts: list[RenderableType] = [*_sources(state), self._answers(state, tail=False)]
         if state.usage_rows():
             parts.append(route_table(state))
         if state.trace_id:
@@ -603,6 +647,18 @@ class LiveView:
             )
         )
         return table
+
+
+def retrieval_lines(retrieval: chat_pb2.Retrieval) -> list[str]:
+    """The retrieval event as the views show it: a header, then a line per passage."""
+    return [retrieval_header(retrieval), *(passage_line(p) for p in retrieval.passages)]
+
+
+def _sources(state: ChatState) -> list[RenderableType]:
+    """The passages above the answers in the live view (nothing when not grounded)."""
+    if state.retrieval is None:
+        return []
+    return [Text("\n".join(retrieval_lines(state.retrieval)), style="green")]
 
 
 def _route_cell(
@@ -632,6 +688,8 @@ def _answer_text(route: RouteState) -> Text:
             text.append(part[1])
     if route.guardrail is not None and route.guardrail.intervened:
         _own_line(text, guardrail_line(route.guardrail), "magenta")
+    for citation in route.citations:
+        _own_line(text, citation_line(citation), "blue")
     text.rstrip()
     return text
 
@@ -647,6 +705,8 @@ def _status_line(state: ChatState, route: RouteState) -> Text | None:
         return Text(f"error {route.error.code}: {route.error.message}", style="bold red")
     if route.stop_reason:
         return Text(f"({route.stop_reason})", style="dim")
+    if route.stopped:
+        return Text(f"({STOPPED})", style="bold yellow")
     if state.cut_short(route):
         return Text(f"(cut off: {state.cut})", style="bold yellow")
     return None
@@ -689,7 +749,7 @@ def _route_rows(state: ChatState) -> list[tuple[str, ...]]:
     rows = []
     for name, usage in state.usage_rows():
         if name == "total":
-            rows.append((name, "", "", "", *_token_cells(usage)))
+            rows.append((name, "", "", "", *_token_cells(usage), cost_cell(state.cost(name))))
             continue
         route = state.routes[name]
         stop = route.stop
@@ -700,6 +760,7 @@ def _route_rows(state: ChatState) -> list[tuple[str, ...]]:
                 _milliseconds(stop.time_to_first_token_ms if stop else None),
                 _milliseconds(stop.latency_ms if stop else None),
                 *_token_cells(usage),
+                cost_cell(state.cost(name)),
             )
         )
     return rows
@@ -710,6 +771,8 @@ def _stop_cell(state: ChatState, route: RouteState) -> str:
         return f"error {route.error.code}"
     if route.stop_reason:
         return route.stop_reason
+    if route.stopped:
+        return STOPPED
     return "cut off" if state.cut_short(route) else "-"
 
 

@@ -33,9 +33,14 @@ from dualnova.cli.chat import (
     gateway_target,
     tool_config,
 )
+from dualnova.cli.grounding_args import (
+    GroundingChoice,
+    add_grounding_arguments,
+    grounding_choice,
+)
 from dualnova.cli.render import EXIT_OK, EXIT_USAGE, ORDERINGS, LiveView, PlainView, View
 from dualnova.cli.repl_transcript import BOTH, CONTINUE_CHOICES, Conversation
-from dualnova.cli.repl_turn import TurnFailed, run_turn
+from dualnova.cli.repl_turn import STOP_KEYS, TurnFailed, run_turn
 from dualnova.cli.tools_file import ToolsFileError
 from dualnova.routes import ROUTES
 from dualnova.server.settings import ConfigError
@@ -53,6 +58,8 @@ Type a question to ask Micro and Pro; both answers stream side by side.
                             which one continued, tokens and timings
   /help                     this list
   /quit                     leave (so do Ctrl-D and Ctrl-C at an empty prompt)
+While the answers stream, m stops Micro and p stops Pro: the other goes on, and the
+stopped route's partial answer never continues the conversation (the other's does).
 Ctrl-C while the answers stream cancels that question; the conversation stays as it was."""
 
 
@@ -86,6 +93,7 @@ def add_parser(subparsers: Any) -> None:
         help="whose answer continues the conversation (default micro; /continue changes it)",
     )
     add_tools_arguments(parser)
+    add_grounding_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -97,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         target = gateway_target(args.gateway, "--gateway")
         credentials = channel_credentials(args)
         tools = tool_config(args)
+        grounding = grounding_choice(args)
     except (ConfigError, ToolsFileError) as error:
         print(f"dualnova repl: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -107,7 +116,14 @@ def run(args: argparse.Namespace) -> int:
     )
     token = bearer_token(args.token)
     metadata = () if token is None else (("authorization", f"Bearer {token}"),)
-    return Repl(target, conversation, credentials=credentials, metadata=metadata, tools=tools).run()
+    return Repl(
+        target,
+        conversation,
+        credentials=credentials,
+        metadata=metadata,
+        tools=tools,
+        grounding=grounding,
+    ).run()
 
 
 class Repl:
@@ -124,6 +140,7 @@ class Repl:
         console: Console | None = None,
         err: TextIO | None = None,
         tools: chat_pb2.ToolConfig | None = None,
+        grounding: GroundingChoice | None = None,
     ) -> None:
         self._target = target
         self._conversation = conversation
@@ -135,6 +152,8 @@ class Repl:
         self._interactive = self._stdin.isatty()
         # Offered on every turn; a tool call shows in the view as in `dualnova chat`.
         self._tools = tools
+        # Each question retrieves its own passages (the query is the question).
+        self._grounding = grounding
 
     def run(self) -> int:
         if self._interactive:
@@ -142,6 +161,7 @@ class Repl:
             self._say(
                 f"Micro and Pro through the gateway at {self._target}."
                 " /help lists the commands; Ctrl-D or /quit leaves."
+                f" While answers stream, {_stop_keys_help()}."
             )
         # One loop and one channel for the whole conversation: the connection is reused, and
         # the runner turns Ctrl-C during a turn into that turn's cancellation.
@@ -195,6 +215,10 @@ class Repl:
         request = conversation.request(question)
         if self._tools is not None:
             request.tool_config.CopyFrom(self._tools)
+        if self._grounding is not None:
+            request.grounding.CopyFrom(self._grounding.grounding)
+            for route in sorted(self._grounding.skip):
+                getattr(request, route).skip_grounding = True
         view: View = (
             LiveView(self._console) if self._console.is_terminal else PlainView(self._console.file)
         )
@@ -205,6 +229,7 @@ class Repl:
             target=self._target,
             ordering=conversation.ordering,
             metadata=self._metadata,
+            keys=self._stdin.fileno() if self._interactive else None,
         )
         try:
             with _no_echo(self._stdin if self._interactive else None):
@@ -216,6 +241,9 @@ class Repl:
             self._problem(f"{failure}; the conversation is as it was before this question")
             return
         conversation.add(turn)
+        stopped = [_title(name) for name in ROUTES if turn.routes[name].stopped]
+        if stopped:
+            self._say(f"stopped: {' and '.join(stopped)} (its partial answer is not continued)")
         self._say(_continuation_line(turn.continued_with, conversation.continue_with))
 
     def _command(self, line: str) -> bool:
@@ -300,7 +328,8 @@ def _continuation_line(continued_with: str | None, choice: str) -> str:
 
 @contextmanager
 def _no_echo(terminal: TextIO | None) -> Iterator[None]:
-    """Keys typed while answers stream are not echoed: an echoed ^C would shift the live view."""
+    """Keys typed while answers stream are not echoed (an echoed ^C would shift the live view),
+    and each arrives at once (cbreak), so a stop key needs no Enter; Ctrl-C still signals."""
     if terminal is None:
         yield
         return
@@ -312,12 +341,20 @@ def _no_echo(terminal: TextIO | None) -> Iterator[None]:
     descriptor = terminal.fileno()
     saved = termios.tcgetattr(descriptor)
     quiet = list(saved)
-    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL | termios.ICANON)
+    quiet[6] = list(saved[6])
+    quiet[6][termios.VMIN] = 1
+    quiet[6][termios.VTIME] = 0
     termios.tcsetattr(descriptor, termios.TCSANOW, quiet)
     try:
         yield
     finally:
         termios.tcsetattr(descriptor, termios.TCSANOW, saved)
+
+
+def _stop_keys_help() -> str:
+    """`m stops Micro, p stops Pro`."""
+    return ", ".join(f"{key} stops {_title(route)}" for key, route in STOP_KEYS.items())
 
 
 def _typed_line() -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "Conversation",
     "RouteAnswer",
     "Turn",
+    "cost_usd",
     "usage_dict",
 ]
 
@@ -52,10 +53,17 @@ class RouteAnswer:
     usage: chat_pb2.Usage | None = None
     time_to_first_token_ms: float | None = None
     latency_ms: float | None = None
+    # The person stopped the route mid-answer (its text is the part that came).
+    stopped: bool = False
+    cost: chat_pb2.Cost | None = None
 
     @property
     def answered(self) -> bool:
-        """A finished answer with text: the only kind that can be an assistant turn."""
+        """A finished answer with text: the only kind that can be an assistant turn.
+
+        A stopped route's partial text never is (it has no stop reason): the other
+        route's answer continues, as when a route fails.
+        """
         return bool(self.stop_reason) and not self.error_code and bool(self.text.strip())
 
     def to_json(self) -> dict[str, Any]:
@@ -70,6 +78,8 @@ class RouteAnswer:
             "usage": usage_dict(self.usage),
             "time_to_first_token_ms": self.time_to_first_token_ms,
             "latency_ms": self.latency_ms,
+            "stopped": self.stopped,
+            "estimated_cost_usd": cost_usd(self.cost),
         }
 
 
@@ -84,6 +94,7 @@ class Turn:
     elapsed_ms: float
     routes: dict[str, RouteAnswer]
     total_usage: chat_pb2.Usage | None = None
+    total_cost: chat_pb2.Cost | None = None
     trace_id: str = ""
     continued_with: str | None = None
 
@@ -106,6 +117,7 @@ class Turn:
             "continued_with": self.continued_with,
             "routes": {name: answer.to_json() for name, answer in self.routes.items()},
             "total_usage": usage_dict(self.total_usage),
+            "total_estimated_cost_usd": cost_usd(self.total_cost),
         }
 
 
@@ -208,6 +220,11 @@ class Conversation:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def cost_usd(cost: chat_pb2.Cost | None) -> float | None:
+    """An estimated cost as the transcript writes it: US dollars (None when there was none)."""
+    return None if cost is None else cost.total_usd
 
 
 def usage_dict(usage: chat_pb2.Usage | None) -> dict[str, int] | None:

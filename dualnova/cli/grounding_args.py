@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.routes import ROUTES
@@ -45,27 +46,30 @@ def add_grounding_arguments(parser: argparse.ArgumentParser) -> None:
         "grounding", "answer from passages of a Bedrock Knowledge Base (one Retrieve per question)"
     )
     which = group.add_mutually_exclusive_group()
+    which.add_argument("--knowledge-base", metavar="ID", help="retrieve from the knowledge base ID")
     which.add_argument(
         "--ground",
         action="store_true",
         help="retrieve from the server's default knowledge base (DUALNOVA_KNOWLEDGE_BASE_ID)",
     )
-    which.add_argument(
-        "--knowledge-base", metavar="ID", help="retrieve from the knowledge base ID (10 characters)"
-    )
-    group.add_argument(
-        "--results", metavar="N", help=f"passages to retrieve, 1 to {MAX_RESULTS} (default 5)"
-    )
-    group.add_argument(
-        "--search",
-        choices=tuple(SEARCH_TYPES),
-        help="hybrid or semantic search (default: the knowledge base's own)",
-    )
-    group.add_argument(
-        "--filter",
-        metavar="JSON",
-        help='Retrieve\'s metadata filter, e.g. \'{"equals": {"key": "lang", "value": "ko"}}\'',
-    )
+    # The Retrieve's shape; each goes with one of the two above.
+    shaping: dict[str, dict[str, Any]] = {
+        "--results": {
+            "metavar": "N",
+            "help": f"passages to retrieve, 1 to {MAX_RESULTS} (default 5)",
+        },
+        "--search": {
+            "choices": tuple(SEARCH_TYPES),
+            "help": "hybrid or semantic search (default: the knowledge base's own)",
+        },
+        "--filter": {
+            "metavar": "JSON",
+            "help": "Retrieve's metadata filter as a JSON object, e.g."
+            ' \'{"equals": {"key": "lang", "value": "ko"}}\'',
+        },
+    }
+    for flag, options in shaping.items():
+        group.add_argument(flag, **options)
     for route in ROUTES:
         group.add_argument(
             f"--{route}-no-grounding",

@@ -3,12 +3,18 @@
 For scripts: every line parses on its own and is written (and flushed) as the
 event arrives. Each object has `type`, the event's kind (start, delta, usage,
 stop, error, summary, tool_use_start, tool_input_delta, content_block_stop,
-guardrail_trace, and any kind the proto adds later), `route` (micro or pro;
-absent on the summary), and the event message's own fields under their proto
+guardrail_trace, retrieval, citation, route_stopped, and any kind the proto
+adds later), `route` (micro or pro; absent on the summary and the retrieval),
+and the event message's own fields under their proto
 names, defaults included. A tool call's input comes as the fragments Bedrock
 streamed; joined, a block's fragments are its JSON:
 
+    {"type": "retrieval", "knowledge_base_id": "KBDUALNOVA", "query": "...", "latency_ms": 12.0,
+     "passages": [{"text": "...", "score": 3.14, "source_id": "S1",
+                   "location_uri": "s3://...", "location_type": "S3", "metadata_json": "{...}"}]}
     {"type": "delta", "route": "micro", "text": "...", "content_block_index": 0}
+    {"type": "citation", "route": "pro", "content_block_index": 0, "title": "report",
+     "source_text": "...", "location_json": "{...}"}
     {"type": "tool_use_start", "route": "pro", "content_block_index": 1,
      "tool_use_id": "tooluse_...", "name": "get_weather"}
     {"type": "tool_input_delta", "route": "pro", "content_block_index": 1, "input_json": "{\"city"}
@@ -18,7 +24,12 @@ streamed; joined, a block's fragments are its JSON:
      "time_to_first_token_ms": 12.5, "latency_ms": 341.0,
      "applied": {"latency": "LATENCY_UNSPECIFIED", ...}}
     {"type": "summary", "usage_by_route": {"micro": {...}, "pro": {...}}, "total": {...},
-     "trace_id": "..."}
+     "trace_id": "...", "cost_by_route": {"micro": {"input_usd": ..., "output_usd": ...,
+     "cache_read_usd": ..., "cache_write_usd": ..., "total_usd": ..., "estimated": true}, ...},
+     "total_cost": {...}}
+
+A grounded call's retrieval is its first line, before any route's. The cost
+is an estimate (tokens times the gateway's price table), never the bill.
 
 The summary is the last line of a call that completed. A call that failed
 (timeout, interrupted, refused) ends instead with

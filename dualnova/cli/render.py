@@ -10,9 +10,11 @@ Two views of the same stream:
 - and, asked for (--json), one JSON object per event (dualnova.cli.ndjson).
 Tool calls show as `tool call NAME(id ID) INPUT` lines (the input growing as
 its fragments arrive, in the live view), a guardrail that intervened as one
-`guardrail intervened: ...` line per route. Both people's views end with one
-table: per route the stop reason, time to first token, latency and tokens,
-then the total, then the trace id. A call cut
+`guardrail intervened: ...` line per route. A grounded call's passages come
+first (dualnova.cli.sources_view has the words), a citation is a line of its
+route, a route the repl's person stopped is marked "(stopped)". Both people's
+views end with one table: per route the stop reason, time to first token,
+latency, tokens and the estimated cost, then the total, then the trace id. A call cut
 short (the timeout, Ctrl-C) still ends on a whole line, each unfinished route
 marked "(cut off: ...)"; a reader that goes away (`| head`) ends the call.
 """

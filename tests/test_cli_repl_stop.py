@@ -39,11 +39,13 @@ def test_p_stops_pro_mid_answer_while_micro_answers_whole(
 ) -> None:
     # Pro pauses between deltas: it is still answering when its first text shows.
     emulator.add_fault(kind="slow", model=MODELS["pro"], delay_ms=400)
-    pro_text = answer("pro", FIRST).text
+    # Words of Pro's answer that Micro's lacks (both begin by quoting the question).
+    pro_words = "자세히"
+    assert pro_words in answer("pro", FIRST).text and pro_words not in micro(FIRST)
     with repl("--gateway", gateway.address) as child:
         child.sendline(FIRST)
-        # Pro's first words on screen: it is mid-answer.
-        child.expect_exact(pro_text.split()[0])
+        # Pro's own words on screen: it is mid-answer.
+        child.expect_exact(pro_words)
         child.send("p")
         child.expect_exact("(stopped)")
         child.expect_exact("stopped: Pro (its partial answer is not continued)")
@@ -79,17 +81,19 @@ def test_other_keys_stop_nothing_and_m_stops_micro(
     gateway: ServiceHandle, emulator: EmulatorHandle
 ) -> None:
     emulator.add_fault(kind="slow", model=MODELS["micro"], delay_ms=400)
-    micro_text = micro(FIRST)
+    micro_words = "짧게"
+    assert micro_words in micro(FIRST) and micro_words not in answer("pro", FIRST).text
     with repl("--gateway", gateway.address) as child:
         child.sendline(FIRST)
-        child.expect_exact(micro_text.split()[0])
+        child.expect_exact(micro_words)
         child.send("xq")  # not stop keys: both routes go on
         child.send("m")
         child.expect_exact("stopped: Micro")
         child.expect(r"Pro's answer continues the conversation[^\r\n]*\r\n")
         child.expect_exact("you> ")
-    logged = streams(emulator)
     wait_until(lambda: streams(emulator)["micro"][0]["disconnected"], "Micro's stream to close")
+    logged = streams(emulator)
+    assert logged["micro"][0]["completed"] is False
     assert logged["pro"][0]["completed"] and not logged["pro"][0]["disconnected"]
     assert logged["pro"][0]["response_text"] == answer("pro", FIRST).text
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 from cli_chat_support import priced
 from polling import wait_until
@@ -34,31 +35,39 @@ def streams(emulator: EmulatorHandle) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# Words of each route's answer that the other's lacks (both begin by quoting the question).
+OWN_WORDS = {"micro": "짧게", "pro": "자세히"}
+
+
+def stop_mid_answer(child: pexpect.spawn, emulator: EmulatorHandle, route: str) -> None:
+    """Ask FIRST, press `route`'s key once its own words show, and check what Bedrock saw:
+    only `route`'s stream hung up on, the other's answer complete and exact."""
+    other = next(name for name in MODELS if name != route)
+    assert OWN_WORDS[route] in answer(route, FIRST).text
+    assert OWN_WORDS[route] not in answer(other, FIRST).text
+    child.sendline(FIRST)
+    child.expect_exact(OWN_WORDS[route])  # on screen: the route is mid-answer
+    child.send("xq")  # not stop keys: both routes go on
+    child.send(route[0])
+    child.expect_exact("(stopped)")
+    child.expect_exact(f"stopped: {route.capitalize()} (its partial answer is not continued)")
+    child.expect(rf"{other.capitalize()}'s answer continues the conversation[^\r\n]*\r\n")
+    child.expect_exact("you> ")
+    wait_until(lambda: streams(emulator)[route][0]["disconnected"], f"{route}'s stream to close")
+    logged = streams(emulator)
+    assert logged[route][0]["completed"] is False
+    assert logged[other][0]["completed"] and not logged[other][0]["disconnected"]
+    assert logged[other][0]["response_text"] == answer(other, FIRST).text
+
+
 def test_p_stops_pro_mid_answer_while_micro_answers_whole(
     gateway: ServiceHandle, emulator: EmulatorHandle, tmp_path: Path
 ) -> None:
-    # Pro pauses between deltas: it is still answering when its first text shows.
+    # Pro pauses between deltas: it is still answering when its own words show.
     emulator.add_fault(kind="slow", model=MODELS["pro"], delay_ms=400)
-    # Words of Pro's answer that Micro's lacks (both begin by quoting the question).
-    pro_words = "자세히"
-    assert pro_words in answer("pro", FIRST).text and pro_words not in micro(FIRST)
+    saved = tmp_path / "stopped.json"
     with repl("--gateway", gateway.address) as child:
-        child.sendline(FIRST)
-        # Pro's own words on screen: it is mid-answer.
-        child.expect_exact(pro_words)
-        child.send("p")
-        child.expect_exact("(stopped)")
-        child.expect_exact("stopped: Pro (its partial answer is not continued)")
-        child.expect(r"Micro's answer continues the conversation[^\r\n]*\r\n")
-        child.expect_exact("you> ")
-        wait_until(lambda: streams(emulator)["pro"][0]["disconnected"], "Pro's stream to close")
-
-        logged = streams(emulator)
-        assert logged["pro"][0]["completed"] is False
-        assert logged["micro"][0]["completed"] and not logged["micro"][0]["disconnected"]
-        assert logged["micro"][0]["response_text"] == micro(FIRST)
-
-        saved = tmp_path / "stopped.json"
+        stop_mid_answer(child, emulator, "pro")
         command(child, f"/save {saved}")
         # The next question builds on Micro's answer, the stopped one left out.
         emulator.clear_faults()
@@ -77,25 +86,12 @@ def test_p_stops_pro_mid_answer_while_micro_answers_whole(
     assert asked(emulator)[-1]["pro"] == history
 
 
-def test_other_keys_stop_nothing_and_m_stops_micro(
+def test_m_stops_micro_and_pros_answer_continues(
     gateway: ServiceHandle, emulator: EmulatorHandle
 ) -> None:
     emulator.add_fault(kind="slow", model=MODELS["micro"], delay_ms=400)
-    micro_words = "짧게"
-    assert micro_words in micro(FIRST) and micro_words not in answer("pro", FIRST).text
     with repl("--gateway", gateway.address) as child:
-        child.sendline(FIRST)
-        child.expect_exact(micro_words)
-        child.send("xq")  # not stop keys: both routes go on
-        child.send("m")
-        child.expect_exact("stopped: Micro")
-        child.expect(r"Pro's answer continues the conversation[^\r\n]*\r\n")
-        child.expect_exact("you> ")
-    wait_until(lambda: streams(emulator)["micro"][0]["disconnected"], "Micro's stream to close")
-    logged = streams(emulator)
-    assert logged["micro"][0]["completed"] is False
-    assert logged["pro"][0]["completed"] and not logged["pro"][0]["disconnected"]
-    assert logged["pro"][0]["response_text"] == answer("pro", FIRST).text
+        stop_mid_answer(child, emulator, "micro")
 
 
 def test_a_grounded_repl_shows_each_questions_passages(

@@ -58,7 +58,10 @@ QUICK = {
     "min_requests": 3,
     "pace": 0.5,
     "ramp": 0.5,
-    "max_seconds": 30.0,
+    "max_seconds": 45.0,
+    # The pair's grounded and tool DualChats beside plain DualChat; their boto3 baselines
+    # only on request, to stay under the minute.
+    "scenarios": [*DEFAULT_SCENARIOS, "dualchat-grounded", "dualchat-tools"],
 }
 
 
@@ -286,9 +289,11 @@ def _legend(names: Sequence[str]) -> list[str]:
         " end of the stream (DualChat: to that route's stop event). floor: when the emulator"
         " sends the route's first token at this pace; no caller's ttft can be below it.",
         "+ttft p50/p99: this row's ttft minus its first baseline's at the same concurrency and"
-        " route (boto3; the JSON's `versus` has the aiobotocore comparison too).",
+        " route (boto3; for dualchat-grounded and dualchat-tools, plain dualchat; the JSON's"
+        " `versus` has every baseline's comparison).",
         "cost table, CPU ms: /call per call made (a DualChat, a Chat, a baseline chat of one or"
-        " both routes), /1k per 1,000 text deltas the client received, warm-ups included; inf and"
+        " both routes), /1k per 1,000 deltas (text or tool input) the client received, warm-ups"
+        " included; inf and"
         " gw are each service's process tree (read in 10 ms ticks: few calls, coarse numbers),"
         " client is this benchmark process.",
         "vs base: the services' CPU per call over the first baseline caller's own (under 1.00x:"

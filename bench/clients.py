@@ -34,7 +34,7 @@ from gateway.config import MICRO_DEFAULTS, PRO_DEFAULTS, RouteDefaults
 # What the gateway adds to a bare question per route; the baseline and Chat send the same.
 ROUTE_DEFAULTS: Mapping[str, RouteDefaults] = {MICRO: MICRO_DEFAULTS, PRO: PRO_DEFAULTS}
 
-_BOTO3_FAILURES = (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError)
+BOTO3_FAILURES = (BotoCoreError, ClientError, urllib3.exceptions.HTTPError, OSError)
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,11 @@ class Sample:
     ttft_ms: float | None  # None: no text delta arrived
     total_ms: float  # to the end of the stream (or to the failure)
     error: str | None = None  # exception or status name; None for a complete answer
-    deltas: int = 0  # text deltas received: what CPU per 1,000 relayed deltas divides by
+    # Deltas received, text and tool input alike: what CPU per 1,000 relayed deltas divides by.
+    deltas: int = 0
 
 
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
@@ -70,7 +71,7 @@ class StreamTally:
     def delta(self) -> None:
         self.deltas += 1
         if self.ttft_ms is None:
-            self.ttft_ms = _ms_since(self.started)
+            self.ttft_ms = ms_since(self.started)
 
     def see(self, event: Mapping[str, Any]) -> None:
         """A botocore-parsed event: boto3's and aiobotocore's streams yield the same dicts."""
@@ -81,12 +82,12 @@ class StreamTally:
 
     def failed(self, exc: BaseException) -> Sample:
         return Sample(
-            self.route, self.ttft_ms, _ms_since(self.started), type(exc).__name__, self.deltas
+            self.route, self.ttft_ms, ms_since(self.started), type(exc).__name__, self.deltas
         )
 
     def ended(self) -> Sample:
         error = None if self.stopped else "no messageStop"
-        return Sample(self.route, self.ttft_ms, _ms_since(self.started), error, self.deltas)
+        return Sample(self.route, self.ttft_ms, ms_since(self.started), error, self.deltas)
 
 
 # ---- baseline: boto3 to the emulator, one thread per stream -------------------
@@ -143,19 +144,22 @@ def boto3_stream(
         response = client.converse_stream(**kwargs)
         for event in response["stream"]:
             tally.see(event)
-    except _BOTO3_FAILURES as exc:
+    except BOTO3_FAILURES as exc:
         return tally.failed(exc)
     return tally.ended()
 
 
 def boto3_dual(
-    client: Any, kwargs_by_route: Mapping[str, Mapping[str, Any]], helper: ThreadPoolExecutor
+    client: Any,
+    kwargs_by_route: Mapping[str, Mapping[str, Any]],
+    helper: ThreadPoolExecutor,
+    started: float | None = None,
 ) -> list[Sample]:
     """Micro and Pro at once, as the seed app asked them: Micro on a helper thread, Pro here.
 
-    Both routes are timed from the same start, as DualChat's routes are.
+    Both routes are timed from the same start (default now), as DualChat's routes are.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     micro = helper.submit(boto3_stream, client, "micro", kwargs_by_route["micro"], started)
     pro = boto3_stream(client, "pro", kwargs_by_route["pro"], started)
     return [micro.result(), pro]
@@ -202,12 +206,12 @@ async def chat_stream(
             if kind == "delta":
                 deltas += 1
                 if ttft is None:
-                    ttft = _ms_since(started)
+                    ttft = ms_since(started)
             elif kind == "stop":
                 stopped = True
     except grpc.aio.AioRpcError as error:
-        return Sample(route, ttft, _ms_since(started), error.code().name, deltas)
-    return Sample(route, ttft, _ms_since(started), None if stopped else "no stop event", deltas)
+        return Sample(route, ttft, ms_since(started), error.code().name, deltas)
+    return Sample(route, ttft, ms_since(started), None if stopped else "no stop event", deltas)
 
 
 async def dual_chat(
@@ -229,16 +233,19 @@ async def dual_chat(
             if kind == "delta":
                 deltas[response.route] += 1
                 if response.route not in first:
-                    first[response.route] = _ms_since(started)
+                    first[response.route] = ms_since(started)
+            elif kind == "tool_input_delta":
+                # An event relayed like a text delta (boto3's tally counts both, too).
+                deltas[response.route] += 1
             elif kind == "stop":
-                ended[response.route] = _ms_since(started)
+                ended[response.route] = ms_since(started)
             elif kind == "error":
                 route_errors[response.route] = response.error.code or "route error"
             elif kind == "summary":
                 summary = True
     except grpc.aio.AioRpcError as rpc_error:
         failure = rpc_error.code().name
-    finished = _ms_since(started)
+    finished = ms_since(started)
     samples = []
     for route in ROUTES:
         error = failure or route_errors.get(route)

@@ -251,3 +251,39 @@ def test_ground_uses_the_servers_default_knowledge_base(
     assert f"[micro] {grounded_answer('micro', passages)}" in result.stdout.splitlines()
     (retrieve,) = [e for e in emulator.requests() if e["operation"] == "Retrieve"]
     assert ACTIVE_ID in json.dumps(retrieve)
+
+
+def test_cite_makes_pro_cite_its_document_shown_as_a_line_of_its_route(
+    gateway: ServiceHandle, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    document = tmp_path / "busan notes.txt"
+    text = "Day 1: Haeundae beach at sunrise, then the fish market in Jagalchi."
+    document.write_text(text, encoding="utf-8")
+    args = ("chat", "--gateway", gateway.address, "--document", str(document), "--cite")
+
+    result = dualnova(*args, "Summarise it.")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # The citation follows Pro's text, which stays one whole line.
+    (answer,) = [line for line in lines if line.startswith("[pro] ") and "cites" not in line]
+    assert lines[lines.index(answer) + 1] == f'[pro] cites busan notes: "{text[:40]}"'
+    assert "[micro] cites" not in result.stdout
+    (pro,) = [e for e in emulator.requests() if e.get("model_id") == MODELS["pro"]]
+    (block,) = [b for b in pro["body"]["messages"][-1]["content"] if "document" in b]
+    assert block["document"]["citations"] == {"enabled": True}
+
+    records = [
+        json.loads(line) for line in dualnova(*args, "--json", "Summarise it.").stdout.splitlines()
+    ]
+    (cited,) = [r for r in records if r["type"] == "citation"]
+    assert cited["route"] == "pro" and cited["title"] == "busan notes"
+    assert cited["source_text"] == text[:40]
+
+
+def test_cite_without_a_document_is_a_usage_error() -> None:
+    result = dualnova("chat", "--gateway", "127.0.0.1:9", "--cite", "hello")
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "dualnova chat: --cite goes with --document (the documents Pro is to cite)\n"
+    )

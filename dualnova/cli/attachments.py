@@ -48,12 +48,15 @@ class AttachmentError(ValueError):
 
 
 def read_attachments(
-    images: Sequence[str], documents: Sequence[str]
+    images: Sequence[str], documents: Sequence[str], *, cite: bool = False
 ) -> list[chat_pb2.ContentBlock]:
     """The images' blocks, then the documents', each in the order given.
 
-    AttachmentError on the first file that cannot go.
+    `cite`: each document asks Bedrock for citations (--cite). AttachmentError
+    on the first file that cannot go.
     """
+    if cite and not documents:
+        raise AttachmentError("--cite goes with --document (the documents Pro is to cite)")
     if len(images) > MAX_IMAGES:
         raise AttachmentError(f"--image: {len(images)} images, more than Bedrock's {MAX_IMAGES}")
     if len(documents) > MAX_DOCUMENTS:
@@ -61,7 +64,10 @@ def read_attachments(
             f"--document: {len(documents)} documents, more than Bedrock's {MAX_DOCUMENTS}"
         )
     blocks = [chat_pb2.ContentBlock(image=image_block(path)) for path in images]
-    blocks += [chat_pb2.ContentBlock(document=document_block(path)) for path in documents]
+    for path in documents:
+        document = document_block(path)
+        document.citations = cite
+        blocks.append(chat_pb2.ContentBlock(document=document))
     return blocks
 
 

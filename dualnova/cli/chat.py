@@ -150,6 +150,12 @@ def add_parser(subparsers: Any) -> None:
         f" at most {MAX_DOCUMENT_BYTES / 2**20:g} MB) for Pro alone, named after the file"
         " (repeat for several)",
     )
+    parser.add_argument(
+        "--cite",
+        action="store_true",
+        help="ask Pro to cite the --document files (Converse citations, shown as"
+        " `cites NAME` lines)",
+    )
     add_tools_arguments(parser)
     add_grounding_arguments(parser)
     parser.add_argument(
@@ -354,7 +360,7 @@ def request_options(args: argparse.Namespace) -> ChatRequestOptions:
     elif args.guardrail_trace is not None:
         raise ConfigError("--guardrail-trace goes with --guardrail")
     return ChatRequestOptions(
-        attachments=read_attachments(args.image, args.document),
+        attachments=read_attachments(args.image, args.document, cite=args.cite),
         tool_config=tool_config(args),
         guardrail_config=config,
         latency=_latency(args.latency),

@@ -519,7 +519,8 @@ class PlainView:
 
     A route's stop shows only when it is not the ordinary end_turn, e.g.
     `[micro] (stopped: max_tokens)`: the answer was cut. A tool call is one
-    line once its input is complete, `[pro] tool call NAME(id ID) {...}`; a
+    line once its input is complete, `[pro] tool call NAME(id ID) {...}`; its citations a
+    `[pro] cites NAME: "..."` line each once its text ends; a
     guardrail that intervened one `[pro] guardrail intervened: ...` line. A route the call's
     end interrupted gets `[pro] (cut off: timeout after 0.5 s)`. Then the
     route table and the trace id.
@@ -531,6 +532,8 @@ class PlainView:
         self._pending = {route: "" for route in ROUTES}
         # (route, block index) of the tool calls already written.
         self._shown: set[tuple[str, int]] = set()
+        # How many of each route's citations are written.
+        self._cited: dict[str, int] = {}
 
     def start(self) -> None:
         pass
@@ -542,9 +545,6 @@ class PlainView:
             for line in retrieval_lines(event.retrieval):
                 self._file.write(f"[sources] {line}\n")
             self._file.flush()
-        elif kind == "citation":
-            self._flush(route)
-            self._line(route, citation_line(event.citation))
         elif kind == "route_stopped":
             self._flush(route)
             self._unfinished_calls(route, state)
@@ -590,7 +590,11 @@ class PlainView:
         self._file.flush()
 
     def _unfinished_calls(self, route: str, state: ChatState) -> None:
-        """A tool call whose block never stopped still shows, with what input arrived."""
+        """A tool call whose block never stopped still shows, with what input arrived; then the
+        route's citations, held until its text is whole so they never split a line of it."""
+        for citation in state.routes[route].citations[self._cited.get(route, 0) :]:
+            self._line(route, citation_line(citation))
+        self._cited[route] = len(state.routes[route].citations)
         for call in state.routes[route].tool_calls:
             if not call.done and (route, call.index) not in self._shown:
                 self._shown.add((route, call.index))

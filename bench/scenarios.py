@@ -414,7 +414,7 @@ SCENARIOS: dict[str, Scenario] = {
             ROUTES,
             _boto3_tools,
             f"boto3 Micro and Pro at once offering {features.TOOL_NAME}, which both call"
-            " (about 115 tool input fragments per route)",
+            " (95 tool input fragments per route)",
         ),
         Scenario(
             "dualchat-tools",

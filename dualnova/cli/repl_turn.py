@@ -109,9 +109,14 @@ class _Stopper:
 
     def read(self, descriptor: int) -> None:
         try:
-            typed = os.read(descriptor, 64).decode("utf-8", "replace").lower()
+            data = os.read(descriptor, 64)
         except OSError:
+            data = b""
+        if not data:
+            # The terminal hung up: stop watching it, or the loop would spin on it.
+            asyncio.get_running_loop().remove_reader(descriptor)
             return
+        typed = data.decode("utf-8", "replace").lower()
         for key in typed:
             route = STOP_KEYS.get(key)
             if route is None or route in self._sent or self._state.routes[route].ended:

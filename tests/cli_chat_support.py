@@ -18,6 +18,7 @@ from typing import Any
 
 import pexpect
 from gateway_client import route_converse_request
+from processes import terminal_environ
 
 from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.dev.stack import EmulatorHandle
@@ -62,7 +63,7 @@ def on_terminal(*args: str, rows: int = 45, columns: int = 160) -> Iterator[pexp
         COMMAND[0],
         [*COMMAND[1:], *args],
         cwd=str(ROOT),
-        env={**ENV, "TERM": "xterm-256color"},
+        env={**terminal_environ(), "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"},
         encoding="utf-8",
         dimensions=(rows, columns),
         timeout=30,

@@ -7,6 +7,7 @@ os.environ, so nothing reaches a process by accident.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 # Fast pacing: tests check content and order, not speed.
@@ -20,3 +21,12 @@ SERVICE_DEFAULTS: Mapping[str, str] = {
     "INFERENCE_SHUTDOWN_DELAY": "0",
     "GATEWAY_SHUTDOWN_DELAY": "0",
 }
+
+
+def terminal_environ() -> dict[str, str]:
+    """This environment for a program on a pseudo-terminal, less COLUMNS and LINES.
+
+    pytest-xdist's workers set them (80x24), and rich would take them over the size
+    of the terminal the test made.
+    """
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}

@@ -23,6 +23,7 @@ import pytest
 from converse_support import WEATHER_INPUT, WEATHER_SCHEMA
 from gateway_client import route_converse_request
 from polling import wait_until
+from processes import terminal_environ
 
 from bedrock_emulator.answers import Answer, compose_answer
 from dualnova.dev.stack import EmulatorHandle, ServiceHandle, free_port
@@ -42,7 +43,7 @@ def repl(*args: str) -> Iterator[pexpect.spawn]:
         sys.executable,
         ["-m", "dualnova.cli.main", "repl", *args],
         cwd=str(ROOT),
-        env={**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"},
+        env={**terminal_environ(), "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"},
         encoding="utf-8",
         dimensions=(45, 160),
         timeout=30,

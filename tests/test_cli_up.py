@@ -28,7 +28,7 @@ import pexpect
 import pytest
 from gateway_client import ask, dual_chat
 from polling import wait_until
-from processes import SERVICE_DEFAULTS
+from processes import SERVICE_DEFAULTS, terminal_environ
 
 from dualnova.chat.v1 import chat_pb2
 from dualnova.cli.up import KNOWLEDGE_BASE_VARIABLE, chosen_knowledge_base
@@ -116,7 +116,7 @@ def up_in_terminal(
 def up_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """What `up` runs with: this environment, the tests' service defaults, temp files here."""
     return {
-        **os.environ,
+        **terminal_environ(),
         **SERVICE_DEFAULTS,
         "PYTHONPATH": str(ROOT),
         # The default run directory is made under the temporary directory: the test's.

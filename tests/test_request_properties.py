@@ -70,12 +70,12 @@ SHOWCASE = [
 GOOD_TEXTS = st.one_of(
     st.text(min_size=1, max_size=60).filter(_written),
     st.sampled_from(SHOWCASE),
-    _repeated(st.characters().filter(lambda char: not char.isspace())),
+    _repeated(st.characters(codec="utf-8").filter(lambda char: not char.isspace())),
 )
 ANY_TEXTS = st.one_of(
     st.text(max_size=40),
     st.sampled_from(["", " ", "\n\t", "\u3000", "\x1c", *SHOWCASE]),
-    _repeated(st.characters()),
+    _repeated(st.characters(codec="utf-8")),
 )
 ANY_ROLES = st.one_of(
     st.sampled_from([chat_pb2.ROLE_USER, chat_pb2.ROLE_ASSISTANT, chat_pb2.ROLE_UNSPECIFIED]),
@@ -119,7 +119,7 @@ GOOD_MODELS = st.sampled_from(["micro", "pro", "amazon.nova-micro-v1:0", "amazon
 ANY_MODELS = st.one_of(
     st.sampled_from(["", "MICRO", " micro", "micro\n", "amazon.nova-premier-v1:0"]),
     st.text(max_size=30),
-    _repeated(st.characters()),
+    _repeated(st.characters(codec="utf-8")),
 )
 GOOD_ORDERINGS = st.sampled_from(
     [

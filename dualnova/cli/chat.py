@@ -108,12 +108,7 @@ def add_parser(subparsers: Any) -> None:
         f" (default {DEFAULT_GATEWAY})",
     )
     add_connection_arguments(parser)
-    parser.add_argument(
-        "--ordering",
-        choices=tuple(ORDERINGS),
-        default="interleaved",
-        help="interleaved: both as they arrive (default); micro-first: Pro's after Micro's",
-    )
+    add_ordering_argument(parser)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -227,6 +222,16 @@ def tool_config(args: argparse.Namespace) -> chat_pb2.ToolConfig | None:
             raise ToolsFileError("--tool-choice goes with --tools")
         return None
     return read_tool_config(args.tools, args.tool_choice)
+
+
+def add_ordering_argument(parser: argparse.ArgumentParser) -> None:
+    """--ordering, for the commands that show both routes (chat and repl)."""
+    parser.add_argument(
+        "--ordering",
+        choices=tuple(ORDERINGS),
+        default="interleaved",
+        help="interleaved: both as they arrive (default); micro-first: Pro's after Micro's",
+    )
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

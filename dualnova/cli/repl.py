@@ -27,6 +27,7 @@ from rich.console import Console
 from dualnova.chat.v1 import chat_pb2
 from dualnova.cli.chat import (
     add_connection_arguments,
+    add_ordering_argument,
     add_tools_arguments,
     bearer_token,
     channel_credentials,
@@ -79,12 +80,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--system", metavar="TEXT", help="a system prompt for both routes (/system changes it)"
     )
-    parser.add_argument(
-        "--ordering",
-        choices=tuple(ORDERINGS),
-        default="interleaved",
-        help="interleaved: both as they arrive (default); micro-first: Pro's after Micro's",
-    )
+    add_ordering_argument(parser)
     parser.add_argument(
         "--continue",
         dest="continue_with",

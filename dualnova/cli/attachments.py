@@ -25,6 +25,7 @@ from dualnova.server.content_rules import (
     MAX_IMAGE_BYTES,
     MAX_IMAGES,
     InvalidRequest,
+    image_format_of,
     validate_document,
     validate_image,
 )
@@ -74,7 +75,7 @@ def read_attachments(
 def image_block(path: str) -> chat_pb2.ImageBlock:
     """An image file as a block: format by magic number, at most Bedrock's 3.75 MB."""
     data = _read(path, "--image", MAX_IMAGE_BYTES)
-    name = _image_format(data)
+    name = image_format_of(data)
     if name is None:
         raise AttachmentError(
             f"--image {path}: not a {_either(list(IMAGE_FORMATS.values()))} image"
@@ -121,18 +122,6 @@ def document_name(path: str) -> str:
 
 def _either(names: list[str]) -> str:
     return f"{', '.join(names[:-1])} or {names[-1]}"
-
-
-def _image_format(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"GIF8"):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 def _read(path: str, option: str, limit: int) -> bytes:

@@ -34,6 +34,7 @@ __all__ = [
     "TOOL_NAME_RULE",
     "block_texts",
     "check_results_answer",
+    "image_format_of",
     "media_in",
     "parse_json",
     "tool_input",
@@ -165,7 +166,7 @@ def validate_image(image: chat_pb2.ImageBlock, where: str) -> None:
             f"{where}.format", f"must be one of {', '.join(IMAGE_FORMATS.values())}"
         )
     data = _validate_source(image.source, f"{where}.source", MAX_IMAGE_BYTES, "an image")
-    if data is not None and not _looks_like(name, data):
+    if data is not None and image_format_of(data) != name:
         raise InvalidRequest(
             f"{where}.source.bytes",
             f"do not look like a {name} image (checked by its magic number)",
@@ -216,15 +217,17 @@ def _validate_source(
     return data
 
 
-def _looks_like(image_format: str, data: bytes) -> bool:
-    """Whether the bytes start the way a file of that format does."""
-    if image_format == "png":
-        return data.startswith(b"\x89PNG")
-    if image_format == "jpeg":
-        return data.startswith(b"\xff\xd8\xff")
-    if image_format == "gif":
-        return data.startswith(b"GIF8")
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+def image_format_of(data: bytes) -> str | None:
+    """Bedrock's name of the image format the bytes start like (png, jpeg, gif, webp), or None."""
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"GIF8"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
 
 
 def _validate_tool_use(tool_use: chat_pb2.ToolUseBlock, where: str) -> None:

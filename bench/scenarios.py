@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import grpc
 
@@ -130,29 +130,28 @@ def _boto3_single(route: str) -> Runner:
 
 
 def _boto3_dual(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
-    client = bedrock_client(
-        targets.aws_env, pool_size=2 * plan.concurrency, timeout_s=config.call_timeout_s
-    )
     kwargs = {
         route: converse_kwargs(config.model(route), config.question, route) for route in ROUTES
     }
-    helper = ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="bench-micro")
-    try:
-        return run_threads(lambda: boto3_dual(client, kwargs, helper), plan)
-    finally:
-        helper.shutdown(wait=False, cancel_futures=True)
-        client.close()
+    return _boto3_both_routes(targets, config, plan, kwargs)
 
 
 def _boto3_tools(targets: Targets, config: BenchConfig, plan: Plan) -> Load:
-    client = bedrock_client(
-        targets.aws_env, pool_size=2 * plan.concurrency, timeout_s=config.call_timeout_s
-    )
     question = features.tool_question(config.question)
     kwargs = {
         route: features.tool_kwargs(converse_kwargs(config.model(route), question, route))
         for route in ROUTES
     }
+    return _boto3_both_routes(targets, config, plan, kwargs)
+
+
+def _boto3_both_routes(
+    targets: Targets, config: BenchConfig, plan: Plan, kwargs: dict[str, dict[str, Any]]
+) -> Load:
+    """Micro's and Pro's converse_stream at once per chat, each `kwargs[route]`, on threads."""
+    client = bedrock_client(
+        targets.aws_env, pool_size=2 * plan.concurrency, timeout_s=config.call_timeout_s
+    )
     helper = ThreadPoolExecutor(max_workers=plan.concurrency, thread_name_prefix="bench-micro")
     try:
         return run_threads(lambda: boto3_dual(client, kwargs, helper), plan)
